@@ -364,6 +364,7 @@ Ctrl-C stops vmstord, the bus and libvirtd.
 def run_foreground(env, vmstord, vmstorctl):
     """scripts/run's private mode: start all, print how to reach vmstord, wait; stop all on a signal."""
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     status = 0
     try:
         env.start()
