@@ -199,17 +199,21 @@ class IntegrationTest(unittest.TestCase):
         return outcome
 
     # D-Bus --------------------------------------------------------------------------------------
-    def interface(self, path, interface):
-        return dbus.Interface(self.bus.get_object(BUS_NAME, path, introspect=False), interface)
+    @classmethod
+    def interface(cls, path, interface):
+        return dbus.Interface(cls.bus.get_object(BUS_NAME, path, introspect=False), interface)
 
-    def manager(self):
-        return self.interface(ROOT, MANAGER)
+    @classmethod
+    def manager(cls):
+        return cls.interface(ROOT, MANAGER)
 
-    def pool(self, name):
-        return self.interface(pool_path(name), POOL)
+    @classmethod
+    def pool(cls, name):
+        return cls.interface(pool_path(name), POOL)
 
-    def volume(self, pool, name):
-        return self.interface(volume_path(pool, name), VOLUME)
+    @classmethod
+    def volume(cls, pool, name):
+        return cls.interface(volume_path(pool, name), VOLUME)
 
     def properties(self, path, interface):
         return unwrap(self.interface(path, PROPERTIES).GetAll(interface))
@@ -220,11 +224,14 @@ class IntegrationTest(unittest.TestCase):
     def managed_objects(self):
         return unwrap(self.interface(ROOT, OBJECT_MANAGER).GetManagedObjects())
 
-    def create_pool(self, name, **options):
-        target = os.path.join(self.env.pools_dir, name)
-        path = self.manager().CreatePool(name, "dir", {"target.path": target},
-                                         dbus.Dictionary(options, signature="sv"))
-        self.assertEqual(str(path), pool_path(name))
+    @classmethod
+    def create_pool(cls, name, **options):
+        """A dir pool under the account's pools directory, made with CreatePool; returns its target."""
+        target = os.path.join(cls.env.pools_dir, name)
+        path = cls.manager().CreatePool(name, "dir", {"target.path": target},
+                                        dbus.Dictionary(options, signature="sv"))
+        if str(path) != pool_path(name):
+            raise AssertionError(f"CreatePool answered {path}, not {pool_path(name)}")
         return target
 
     def wait_object(self, path, interface, timeout=EVENT_TIMEOUT):

@@ -32,11 +32,8 @@ def options(**values):
 class BadInputTests(IntegrationTest):
     @classmethod
     def setUpEnvironment(cls):
-        cls.target = os.path.join(cls.env.pools_dir, "good")
-        cls.bus.get_object("org.vmstor.Storage1", "/org/vmstor/Storage1", introspect=False).CreatePool(
-            "good", "dir", {"target.path": cls.target}, NO_OPTIONS, dbus_interface="org.vmstor.Storage1.Manager")
-        cls.bus.get_object("org.vmstor.Storage1", pool_path("good"), introspect=False).CreateVolume(
-            "existing.qcow2", dbus.UInt64(16 * MiB), NO_OPTIONS, dbus_interface="org.vmstor.Storage1.Pool")
+        cls.target = cls.create_pool("good")
+        cls.pool("good").CreateVolume("existing.qcow2", dbus.UInt64(16 * MiB), NO_OPTIONS)
 
     def setUp(self):
         super().setUp()

@@ -24,8 +24,7 @@ class ReconnectTests(IntegrationTest):
         self.fail(f"Connected did not become {expected} within {timeout} s")
 
     def test_libvirtd_restart(self):
-        target = os.path.join(self.env.pools_dir, "kept")
-        self.manager().CreatePool("kept", "dir", {"target.path": target}, NO_OPTIONS)
+        target = self.create_pool("kept")
         self.pool("kept").CreateVolume("kept.qcow2", dbus.UInt64(16 * MiB), NO_OPTIONS)
         self.wait_object(volume_path("kept", "kept.qcow2"), VOLUME)
         before = self.managed_objects()
@@ -61,8 +60,7 @@ class ReconnectTests(IntegrationTest):
         self.assertEqual(self.qemu_img_info(os.path.join(target, "kept.qcow2"))["virtual-size"], 32 * MiB)
 
     def test_changes_made_while_libvirtd_was_down_are_caught_up(self):
-        self.manager().CreatePool("caught-up", "dir", {"target.path": os.path.join(self.env.pools_dir, "cu")},
-                                  NO_OPTIONS)
+        self.create_pool("caught-up")
         self.env.stop_libvirtd()
         self.wait_connected(False, DISCONNECT_TIMEOUT)
         # A volume made with virsh before vmstord has reconnected must show up once it has.

@@ -14,10 +14,7 @@ NO_OPTIONS = dbus.Dictionary({}, signature="sv")
 class VolumeTests(IntegrationTest):
     @classmethod
     def setUpEnvironment(cls):
-        target = os.path.join(cls.env.pools_dir, "vols")
-        cls.bus.get_object("org.vmstor.Storage1", "/org/vmstor/Storage1", introspect=False).CreatePool(
-            "vols", "dir", {"target.path": target}, NO_OPTIONS, dbus_interface="org.vmstor.Storage1.Manager")
-        cls.target = target
+        cls.target = cls.create_pool("vols")
 
     def create_volume(self, name, capacity, **options):
         path = self.pool("vols").CreateVolume(name, dbus.UInt64(capacity), dbus.Dictionary(options, signature="sv"))
