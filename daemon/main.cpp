@@ -1,0 +1,70 @@
+// vmstord: serves libvirt's storage pools and volumes, and vmstor's own image operations, on D-Bus.
+#include "main_loop.hpp"
+#include "object_paths.hpp"
+#include "object_tree.hpp"
+#include "storage/service.hpp"
+#include "virt/errors.hpp"
+#include "virt/event_loop.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <sdbus-c++/sdbus-c++.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+namespace {
+
+void set_up_logging(bool verbose) {
+    // Under systemd, stderr is the journal already; the journal sink keeps levels as priorities.
+    if (std::getenv("JOURNAL_STREAM"))
+        spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+            "vmstord", std::make_shared<spdlog::sinks::systemd_sink_mt>("vmstord")));
+    else
+        spdlog::set_default_logger(spdlog::stderr_color_mt("vmstord"));
+    spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"vmstord: storage pools, volumes and images for KVM hosts, on D-Bus"};
+    bool session = false;
+    bool verbose = false;
+    std::string uri = "qemu:///system";
+    app.add_flag("--session", session, "Serve on the session bus instead of the system bus");
+    app.add_option("--connect,-c", uri, "libvirt URI to manage")->capture_default_str();
+    app.add_flag("--verbose,-v", verbose, "Log debug messages");
+    app.set_version_flag("--version", VMSTOR_VERSION);
+    CLI11_PARSE(app, argc, argv);
+
+    set_up_logging(verbose);
+    try {
+        auto bus = session ? sdbus::createSessionBusConnection() : sdbus::createSystemBusConnection();
+        vmstor::daemon::MainLoop loop(*bus); // blocks SIGTERM/SIGINT before any other thread starts
+        vmstor::virt::route_errors_to_log();
+        vmstor::virt::EventLoop libvirt_events;
+
+        vmstor::daemon::ObjectTree tree(*bus, loop);
+        vmstor::storage::StorageService service(uri, loop, tree);
+        tree.attach(service);
+        service.start();
+
+        bus->requestName(vmstor::daemon::bus_name);
+        spdlog::info("vmstord {} serving {} on the {} bus", VMSTOR_VERSION, vmstor::daemon::bus_name,
+                     session ? "session" : "system");
+        sd_notify(0, "READY=1");
+        loop.run();
+        sd_notify(0, "STOPPING=1");
+        bus->releaseName(vmstor::daemon::bus_name);
+    } catch (const sdbus::Error& e) {
+        spdlog::critical("D-Bus: {}: {}", e.getName(), e.getMessage());
+        return EXIT_FAILURE;
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        return EXIT_FAILURE;
+    }
+    spdlog::info("stopped");
+    return EXIT_SUCCESS;
+}

@@ -1,0 +1,136 @@
+#include "manager_object.hpp"
+
+#include "common/names.hpp"
+#include "error_boundary.hpp"
+#include "job_registry.hpp"
+#include "object_paths.hpp"
+#include "options.hpp"
+#include "pool_definition.hpp"
+
+#include <fmt/format.h>
+
+namespace vmstor::daemon {
+
+namespace {
+constexpr const char* manager_interface = "org.vmstor.Storage1.Manager";
+} // namespace
+
+ManagerObject::ManagerObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs)
+    : AdaptorInterfaces(bus, root_path), service_(service), jobs_(jobs) {
+    registerAdaptor();
+}
+
+ManagerObject::~ManagerObject() {
+    unregisterAdaptor();
+}
+
+void ManagerObject::connection_changed() {
+    pool_types_.clear();
+    if (service_.connected()) {
+        try {
+            for (const auto& caps : service_.pool_capabilities())
+                if (caps.supported)
+                    pool_types_.push_back(caps.type);
+        } catch (const vmstor::Error& e) {
+            spdlog::warn("{}", e.what());
+        }
+    }
+    emitPropertiesChangedSignal(manager_interface, {"Connected", "LibvirtVersion", "PoolTypes"});
+}
+
+std::map<std::string, sdbus::Variant>
+ManagerObject::GetPoolCapabilities(const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options(options, "GetPoolCapabilities options", {});
+        std::map<std::string, sdbus::Variant> out;
+        for (const auto& caps : service_.pool_capabilities()) {
+            std::map<std::string, sdbus::Variant> entry;
+            entry["supported"] = caps.supported;
+            entry["source_formats"] = caps.source_formats;
+            entry["volume_formats"] = caps.volume_formats;
+            entry["required"] = virt::required_pool_fields(caps.type);
+            out[caps.type] = entry;
+        }
+        return out;
+    });
+}
+
+std::vector<std::map<std::string, sdbus::Variant>>
+ManagerObject::FindPoolSources(const std::string& type, const std::map<std::string, sdbus::Variant>& source,
+                               const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options(options, "FindPoolSources options", {});
+        if (type.empty())
+            throw vmstor::Error(ErrorCode::InvalidArgument, "FindPoolSources: the pool type is empty");
+        virt::PoolSource hint = read_pool_source(source, "FindPoolSources source");
+        std::vector<std::map<std::string, sdbus::Variant>> out;
+        for (const auto& found : service_.find_pool_sources(type, hint))
+            out.push_back(source_to_map(found));
+        return out;
+    });
+}
+
+sdbus::ObjectPath ManagerObject::CreatePool(const std::string& name, const std::string& type,
+                                            const std::map<std::string, sdbus::Variant>& definition,
+                                            const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options opts(options, "CreatePool options", {{"build", "b"}, {"start", "b"}, {"autostart", "b"}});
+        validate_name("pool", name);
+        if (type.empty())
+            throw vmstor::Error(ErrorCode::InvalidArgument,
+                                fmt::format("cannot create pool '{}': the type is empty", name));
+        storage::CreatePoolRequest request;
+        request.definition = read_pool_definition(name, type, definition);
+        request.build = opts.flag("build", true);
+        request.start = opts.flag("start", true);
+        request.autostart = opts.flag("autostart", true);
+        return sdbus::ObjectPath(pool_path(service_.create_pool(request)));
+    });
+}
+
+sdbus::ObjectPath ManagerObject::DefinePoolXML(const std::string& xml,
+                                               const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options(options, "DefinePoolXML options", {});
+        if (xml.empty())
+            throw vmstor::Error(ErrorCode::InvalidArgument, "DefinePoolXML: the XML is empty");
+        return sdbus::ObjectPath(pool_path(service_.define_pool_xml(xml)));
+    });
+}
+
+sdbus::ObjectPath ManagerObject::LookupVolumeByPath(const std::string& path,
+                                                    const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options(options, "LookupVolumeByPath options", {});
+        if (path.empty() || path.front() != '/')
+            throw vmstor::Error(ErrorCode::InvalidArgument,
+                                fmt::format("LookupVolumeByPath: '{}' is not an absolute path", path));
+        auto [pool, volume] = service_.lookup_volume_by_path(path);
+        return sdbus::ObjectPath(volume_path(pool, volume));
+    });
+}
+
+std::vector<sdbus::ObjectPath> ManagerObject::ListJobs(const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options(options, "ListJobs options", {});
+        return jobs_.paths();
+    });
+}
+
+std::string ManagerObject::Version() {
+    return VMSTOR_VERSION;
+}
+std::string ManagerObject::LibvirtURI() {
+    return service_.uri();
+}
+std::string ManagerObject::LibvirtVersion() {
+    return service_.libvirt_version();
+}
+bool ManagerObject::Connected() {
+    return service_.connected();
+}
+std::vector<std::string> ManagerObject::PoolTypes() {
+    return pool_types_;
+}
+
+} // namespace vmstor::daemon

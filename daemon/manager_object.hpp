@@ -1,0 +1,50 @@
+// org.vmstor.Storage1.Manager and the ObjectManager at /org/vmstor/Storage1.
+#pragma once
+
+#include "storage/service.hpp"
+#include "vmstor-manager-adaptor.h"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+namespace vmstor::daemon {
+
+class JobRegistry;
+
+/// @brief The root object: daemon facts, pool creation, and the ObjectManager for every pool and volume.
+class ManagerObject final
+    : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Manager_adaptor, sdbus::ObjectManager_adaptor,
+                                      sdbus::Properties_adaptor> {
+  public:
+    ManagerObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs);
+    ~ManagerObject();
+
+    /// @brief Emits PropertiesChanged for Connected and what a (re)connection can change.
+    void connection_changed();
+
+  private:
+    std::map<std::string, sdbus::Variant>
+    GetPoolCapabilities(const std::map<std::string, sdbus::Variant>& options) override;
+    std::vector<std::map<std::string, sdbus::Variant>>
+    FindPoolSources(const std::string& type, const std::map<std::string, sdbus::Variant>& source,
+                    const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath CreatePool(const std::string& name, const std::string& type,
+                                 const std::map<std::string, sdbus::Variant>& definition,
+                                 const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath DefinePoolXML(const std::string& xml,
+                                    const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath LookupVolumeByPath(const std::string& path,
+                                         const std::map<std::string, sdbus::Variant>& options) override;
+    std::vector<sdbus::ObjectPath> ListJobs(const std::map<std::string, sdbus::Variant>& options) override;
+
+    std::string Version() override;
+    std::string LibvirtURI() override;
+    std::string LibvirtVersion() override;
+    bool Connected() override;
+    std::vector<std::string> PoolTypes() override;
+
+    storage::StorageService& service_;
+    JobRegistry& jobs_;
+    std::vector<std::string> pool_types_; ///< read once per connection
+};
+
+} // namespace vmstor::daemon

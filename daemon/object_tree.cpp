@@ -1,0 +1,85 @@
+#include "object_tree.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace vmstor::daemon {
+
+ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler)
+    : bus_(bus), scheduler_(scheduler), jobs_(bus, scheduler) {}
+
+ObjectTree::~ObjectTree() {
+    volumes_.clear();
+    pools_.clear();
+    flush_graveyard();
+}
+
+void ObjectTree::attach(storage::StorageService& service) {
+    service_ = &service;
+    manager_ = std::make_unique<ManagerObject>(bus_, service, jobs_);
+}
+
+void ObjectTree::schedule_flush() {
+    if (std::exchange(flush_scheduled_, true))
+        return;
+    scheduler_.post([this] { flush_graveyard(); });
+}
+
+void ObjectTree::flush_graveyard() {
+    flush_scheduled_ = false;
+    dead_volumes_.clear();
+    dead_pools_.clear();
+}
+
+void ObjectTree::pool_added(const storage::PoolState& pool) {
+    // A pool removed and re-added before the graveyard was flushed must not be registered twice.
+    dead_pools_.erase(pool.name);
+    spdlog::debug("pool '{}' appeared", pool.name);
+    pools_[pool.name] = std::make_unique<PoolObject>(bus_, *service_, jobs_, pool);
+}
+
+void ObjectTree::pool_changed(const storage::PoolState& before, const storage::PoolState& after) {
+    if (auto it = pools_.find(after.name); it != pools_.end())
+        it->second->changed(before, after);
+}
+
+void ObjectTree::pool_removed(const storage::PoolState& pool) {
+    spdlog::debug("pool '{}' went away", pool.name);
+    if (auto it = pools_.find(pool.name); it != pools_.end()) {
+        dead_pools_.emplace(pool.name, std::move(it->second));
+        pools_.erase(it);
+        schedule_flush();
+    }
+}
+
+void ObjectTree::volume_added(const storage::VolumeState& volume) {
+    dead_volumes_.erase({volume.pool, volume.name});
+    volumes_[{volume.pool, volume.name}] = std::make_unique<VolumeObject>(bus_, *service_, volume);
+}
+
+void ObjectTree::volume_changed(const storage::VolumeState& before, const storage::VolumeState& after) {
+    if (auto it = volumes_.find({after.pool, after.name}); it != volumes_.end())
+        it->second->changed(before, after);
+}
+
+void ObjectTree::volume_removed(const storage::VolumeState& volume) {
+    if (auto it = volumes_.find({volume.pool, volume.name}); it != volumes_.end()) {
+        dead_volumes_.emplace(it->first, std::move(it->second));
+        volumes_.erase(it);
+        schedule_flush();
+    }
+}
+
+void ObjectTree::connection_changed(bool connected) {
+    spdlog::info("libvirt connection {}", connected ? "up" : "down");
+    if (manager_)
+        manager_->connection_changed();
+}
+
+void ObjectTree::fill_level_crossed(const storage::PoolState& pool, storage::FillLevel level, double used) {
+    spdlog::info("pool '{}' is now at level {} ({:.1f} % used)", pool.name, storage::fill_level_name(level),
+                 used * 100);
+    if (auto it = pools_.find(pool.name); it != pools_.end())
+        it->second->threshold_crossed(level, used);
+}
+
+} // namespace vmstor::daemon

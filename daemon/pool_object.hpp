@@ -1,0 +1,67 @@
+// org.vmstor.Storage1.Pool: one object per libvirt storage pool.
+#pragma once
+
+#include "storage/service.hpp"
+#include "vmstor-pool-adaptor.h"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+namespace vmstor::daemon {
+
+class JobRegistry;
+
+class PoolObject final
+    : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Pool_adaptor, sdbus::ManagedObject_adaptor,
+                                      sdbus::Properties_adaptor> {
+  public:
+    PoolObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
+               const storage::PoolState& state);
+    ~PoolObject();
+
+    /// @brief Takes the new state and emits PropertiesChanged for what differs.
+    void changed(const storage::PoolState& before, const storage::PoolState& after);
+    void threshold_crossed(storage::FillLevel level, double used);
+
+  private:
+    void Start(const std::map<std::string, sdbus::Variant>& options) override;
+    void Stop(const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath Build(const std::map<std::string, sdbus::Variant>& options) override;
+    void Refresh(const std::map<std::string, sdbus::Variant>& options) override;
+    void Undefine(const std::map<std::string, sdbus::Variant>& options) override;
+    void Delete(const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath CreateVolume(const std::string& name, const uint64_t& capacity,
+                                   const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath ImportVolume(const std::string& name, const sdbus::UnixFd& fd,
+                                   const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath CloneVolume(const sdbus::ObjectPath& source, const std::string& name,
+                                  const std::map<std::string, sdbus::Variant>& options) override;
+    std::string GetXML(const std::map<std::string, sdbus::Variant>& options) override;
+
+    std::string Name() override { return name_; }
+    std::string UUID() override { return state().uuid; }
+    std::string Type() override { return state().type; }
+    std::string State() override { return state().state; }
+    bool Active() override { return state().active; }
+    bool Persistent() override { return state().persistent; }
+    bool Autostart() override { return state().autostart; }
+    void Autostart(const bool& value) override;
+    uint64_t Capacity() override { return state().capacity; }
+    uint64_t Allocation() override { return state().allocation; }
+    uint64_t Available() override { return state().available; }
+    std::string TargetPath() override { return state().target_path; }
+    std::map<std::string, sdbus::Variant> Source() override;
+    double Overcommit() override { return state().overcommit; }
+    std::map<std::string, double> Thresholds() override;
+    void Thresholds(const std::map<std::string, double>& value) override;
+
+    // A copy, so that property reads never fail, even in the moment between the pool's removal from the
+    // model and this object's destruction.
+    const storage::PoolState& state() const { return state_; }
+
+    storage::StorageService& service_;
+    JobRegistry& jobs_;
+    std::string name_;
+    storage::PoolState state_;
+};
+
+} // namespace vmstor::daemon

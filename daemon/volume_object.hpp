@@ -1,0 +1,69 @@
+// org.vmstor.Storage1.Volume: one object per volume of a running pool.
+#pragma once
+
+#include "storage/service.hpp"
+#include "vmstor-volume-adaptor.h"
+
+#include <sdbus-c++/sdbus-c++.h>
+
+namespace vmstor::daemon {
+
+class VolumeObject final
+    : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Volume_adaptor, sdbus::ManagedObject_adaptor,
+                                      sdbus::Properties_adaptor> {
+  public:
+    VolumeObject(sdbus::IConnection& bus, storage::StorageService& service,
+                 const storage::VolumeState& state);
+    ~VolumeObject();
+
+    void changed(const storage::VolumeState& before, const storage::VolumeState& after);
+
+  private:
+    void Delete(const std::map<std::string, sdbus::Variant>& options) override;
+    void Resize(const uint64_t& capacity, const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath Wipe(const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath Download(const sdbus::UnixFd& fd,
+                               const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath Upload(const sdbus::UnixFd& fd,
+                             const std::map<std::string, sdbus::Variant>& options) override;
+    std::map<std::string, sdbus::Variant>
+    Check(const std::map<std::string, sdbus::Variant>& options) override;
+    std::string Info(const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath Convert(const sdbus::ObjectPath& pool, const std::string& name,
+                              const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath CreateSnapshot(const std::string& name,
+                                     const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath CreateOverlay(const std::string& name,
+                                    const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath Commit(const std::map<std::string, sdbus::Variant>& options) override;
+    sdbus::ObjectPath Rebase(const std::string& backing,
+                             const std::map<std::string, sdbus::Variant>& options) override;
+    std::map<std::string, sdbus::Variant>
+    Measure(const std::map<std::string, sdbus::Variant>& options) override;
+    std::vector<std::map<std::string, sdbus::Variant>>
+    Map(const std::map<std::string, sdbus::Variant>& options) override;
+
+    std::string Name() override { return name_; }
+    std::string Key() override { return state().key; }
+    std::string Path() override { return state().path; }
+    sdbus::ObjectPath Pool() override;
+    std::string Format() override { return state().format; }
+    uint64_t Capacity() override { return state().capacity; }
+    uint64_t Allocation() override { return state().allocation; }
+    uint64_t Physical() override { return state().physical; }
+    std::vector<sdbus::Struct<std::string, std::string>> BackingChain() override;
+    bool Encrypted() override { return state().encrypted; }
+    std::vector<std::string> UsedBy() override;
+    bool Locked() override;
+
+    // A copy, so that property reads never fail (see PoolObject::state).
+    const storage::VolumeState& state() const { return state_; }
+    [[noreturn]] void not_yet(std::string_view member) const;
+
+    storage::StorageService& service_;
+    std::string pool_;
+    std::string name_;
+    storage::VolumeState state_;
+};
+
+} // namespace vmstor::daemon

@@ -1,0 +1,130 @@
+// The service layer: a cached, event-driven model of libvirt's pools and volumes, and the operations on
+// them. Everything here runs on the one thread that the Scheduler drives; libvirt's event thread only
+// posts work to it.
+#pragma once
+
+#include "model.hpp"
+#include "virt/connection.hpp"
+#include "virt/descriptions.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vmstor::storage {
+
+struct CreatePoolRequest {
+    virt::PoolDefinition definition;
+    bool build = true;
+    bool start = true;
+    bool autostart = true;
+};
+
+struct CreateVolumeRequest {
+    std::string pool;
+    std::string name;
+    std::uint64_t capacity = 0;
+    std::string format = "qcow2";
+    std::string preallocation = "off";
+    std::string compat;
+    bool lazy_refcounts = false;
+    std::string backing_path;
+    std::string backing_format;
+    virt::Permissions permissions;
+};
+
+struct PoolSourceCandidate {
+    virt::PoolSource source;
+};
+
+class StorageService {
+  public:
+    StorageService(std::string uri, Scheduler& scheduler, Observer& observer);
+    ~StorageService();
+
+    /// @brief Connects and loads the model; when libvirt is unreachable, keeps retrying with backoff.
+    void start();
+
+    bool connected() const { return connection_ != nullptr; }
+    const std::string& uri() const { return uri_; }
+    const std::string& libvirt_version() const { return libvirt_version_; }
+    const std::map<std::string, PoolState>& pools() const { return pools_; }
+    /// @brief Volumes of a pool by name; empty for an unknown or inactive pool.
+    const std::map<std::string, VolumeState>& volumes(const std::string& pool) const;
+    const PoolState& pool(const std::string& name) const;                              ///< throws NotFound
+    const VolumeState& volume(const std::string& pool, const std::string& name) const; ///< throws NotFound
+    const Thresholds& thresholds(const std::string& pool) const;
+
+    // Pools. Each throws vmstor::Error; the model reflects the change before it returns.
+    std::string create_pool(const CreatePoolRequest& request);
+    std::string define_pool_xml(const std::string& xml);
+    void start_pool(const std::string& name);
+    void stop_pool(const std::string& name);
+    void build_pool(const std::string& name);
+    void refresh_pool(const std::string& name);
+    void undefine_pool(const std::string& name);
+    void delete_pool(const std::string& name);
+    void set_autostart(const std::string& name, bool autostart);
+    void set_thresholds(const std::string& name, const Thresholds& thresholds);
+    std::string pool_xml(const std::string& name);
+    std::vector<virt::PoolTypeCapabilities> pool_capabilities();
+    std::vector<virt::PoolSource> find_pool_sources(const std::string& type, const virt::PoolSource& hint);
+
+    // Volumes.
+    const VolumeState& create_volume(const CreateVolumeRequest& request);
+    void delete_volume(const std::string& pool, const std::string& name);
+    void resize_volume(const std::string& pool, const std::string& name, std::uint64_t capacity, bool shrink);
+    /// @brief (pool, volume) of the volume at `path`; throws NotFound.
+    std::pair<std::string, std::string> lookup_volume_by_path(const std::string& path);
+
+  private:
+    void connect();
+    void schedule_reconnect();
+    void on_connection_closed(unsigned generation);
+    void poll();
+    virConnectPtr conn() const; ///< throws LibvirtError while disconnected
+
+    /// @brief How much of a pool's volumes a sync re-reads: new ones only, every one when the pool's
+    /// sizes moved (someone changed volumes under us), or every one.
+    enum class VolumeSync { NewOnly, IfSizesMoved, All };
+    /// @brief Compares libvirt's pools with the model.
+    void sync_all(VolumeSync volumes);
+    /// @brief Re-reads one pool (and its volume list); removes it from the model if libvirt forgot it.
+    void sync_pool(const std::string& name, VolumeSync volumes);
+    void sync_pool_from(virStoragePoolPtr pool, VolumeSync volumes);
+    void sync_volumes(virStoragePoolPtr pool, const std::string& pool_name, bool deep);
+    void remove_pool(const std::string& name);
+    /// @brief Re-reads which domains use which volumes (libvirt domain XML), updating VolumeState::used_by.
+    void sync_domain_usage();
+    /// @brief Fills a freshly read volume's used_by from the last domain sync.
+    void fill_usage(VolumeState& volume) const;
+    /// @brief Re-reads one volume after an operation on it, then its pool's sizes.
+    void sync_volume(const std::string& pool, const std::string& name);
+    void remove_volumes_of(const std::string& pool);
+    void update_pool(PoolState state);
+    void update_overcommit(const std::string& pool);
+    void check_fill_level(const PoolState& pool);
+
+    virt::PoolHandle lookup_pool(const std::string& name) const;
+    virt::VolumeHandle lookup_volume(const std::string& pool, const std::string& name) const;
+
+    std::string uri_;
+    Scheduler& scheduler_;
+    Observer& observer_;
+    std::unique_ptr<virt::Connection> connection_;
+    unsigned generation_ = 0; ///< tells a stale close event from one for the current connection
+    std::chrono::milliseconds reconnect_delay_;
+    std::string libvirt_version_;
+    std::map<std::string, PoolState> pools_;
+    std::map<std::string, std::map<std::string, VolumeState>> volumes_;
+    std::map<std::string, Thresholds> thresholds_;
+    std::map<std::string, FillLevel> fill_levels_;
+    std::map<std::string, std::vector<std::string>> domains_by_path_; ///< from the last sync_domain_usage
+    unsigned polls_ = 0;
+    std::shared_ptr<bool> alive_; ///< lets posted work from libvirt's thread notice the service is gone
+};
+
+} // namespace vmstor::storage

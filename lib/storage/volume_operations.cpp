@@ -1,0 +1,158 @@
+// Volume operations through libvirt. Arguments are checked before anything is done, so a refused call
+// changes nothing.
+#include "common/names.hpp"
+#include "common/size.hpp"
+#include "libvirt_reads.hpp"
+#include "service.hpp"
+#include "virt/errors.hpp"
+
+#include <fmt/format.h>
+
+namespace vmstor::storage {
+
+namespace {
+
+// off_t for raw files; for qcow2, what an L1 table of QEMU's 32 MiB limit can map with 64 KiB clusters.
+constexpr std::uint64_t max_raw_capacity = (1ULL << 63) - 1;
+constexpr std::uint64_t max_qcow2_capacity = 1ULL << 51;
+
+void check_create_request(const CreateVolumeRequest& request, const PoolState& pool) {
+    auto refuse = [&](ErrorCode code, const std::string& why) {
+        return vmstor::Error(
+            code, fmt::format("cannot create volume '{}' in pool '{}': {}", request.name, request.pool, why));
+    };
+    if (!pool.active)
+        throw refuse(ErrorCode::InvalidArgument, "the pool is not running; start it first");
+    if (request.format != "raw" && request.format != "qcow2")
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("format '{}' is not one of raw, qcow2", request.format));
+    bool qcow2 = request.format == "qcow2";
+    if (request.capacity == 0)
+        throw refuse(ErrorCode::InvalidArgument, "the capacity is 0 bytes");
+    std::uint64_t limit = qcow2 ? max_qcow2_capacity : max_raw_capacity;
+    if (request.capacity > limit)
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("a capacity of {} bytes is above the largest {} volume ({})",
+                                 request.capacity, request.format, format_size(limit)));
+    const std::string& prealloc = request.preallocation;
+    if (prealloc != "off" && prealloc != "metadata" && prealloc != "falloc" && prealloc != "full")
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("preallocation '{}' is not one of off, metadata, falloc, full", prealloc));
+    if (prealloc == "metadata" && !qcow2)
+        throw refuse(ErrorCode::InvalidArgument, "preallocation 'metadata' needs format qcow2");
+    if (prealloc == "full")
+        throw refuse(ErrorCode::NotSupported,
+                     "preallocation 'full' needs vmstor's job engine, which is not there yet");
+    if ((prealloc == "falloc") && request.capacity > pool.available)
+        throw refuse(ErrorCode::NoSpace,
+                     fmt::format("preallocating {} needs more than the {} the pool has free",
+                                 format_size(request.capacity), format_size(pool.available)));
+    if (!request.compat.empty() && request.compat != "0.10" && request.compat != "1.1")
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("compat '{}' is not one of 0.10, 1.1", request.compat));
+    if (!qcow2 && (!request.compat.empty() || request.lazy_refcounts || !request.backing_path.empty()))
+        throw refuse(ErrorCode::InvalidArgument, "compat, lazy_refcounts and backing need format qcow2");
+    if (request.lazy_refcounts && request.compat == "0.10")
+        throw refuse(ErrorCode::InvalidArgument, "lazy_refcounts needs compat 1.1");
+    if (!request.backing_format.empty() && request.backing_path.empty())
+        throw refuse(ErrorCode::InvalidArgument, "backing_format is given without backing");
+    if (!request.backing_path.empty() && request.backing_format.empty())
+        throw refuse(ErrorCode::InvalidArgument,
+                     "backing needs backing_format: probing the format of a backing file is unsafe");
+}
+
+} // namespace
+
+const VolumeState& StorageService::create_volume(const CreateVolumeRequest& request) {
+    validate_name("volume", request.name);
+    const PoolState& pool_state = pool(request.pool);
+    if (volumes(request.pool).contains(request.name))
+        throw vmstor::Error(
+            ErrorCode::AlreadyExists,
+            fmt::format("cannot create volume '{}' in pool '{}': it exists", request.name, request.pool));
+    check_create_request(request, pool_state);
+
+    virt::VolumeDefinition definition;
+    definition.name = request.name;
+    definition.capacity = request.capacity;
+    definition.format = request.format;
+    definition.compat = request.compat;
+    definition.lazy_refcounts = request.lazy_refcounts;
+    definition.backing_path = request.backing_path;
+    definition.backing_format = request.backing_format;
+    definition.permissions = request.permissions;
+    unsigned flags = 0;
+    if (request.preallocation == "metadata") {
+        flags |= VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA;
+    } else if (request.preallocation == "falloc") {
+        // libvirt preallocates raw files up to `allocation`, and asks qemu-img for falloc when a qcow2
+        // volume's allocation covers its capacity.
+        definition.allocation = request.capacity;
+        if (request.format == "qcow2")
+            flags |= VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA;
+    }
+    std::string xml = virt::volume_xml(definition);
+    virt::VolumeHandle volume(virStorageVolCreateXML(lookup_pool(request.pool).get(), xml.c_str(), flags));
+    if (!volume)
+        throw virt::last_error(
+            fmt::format("cannot create volume '{}' in pool '{}'", request.name, request.pool));
+    sync_volume(request.pool, request.name);
+    return this->volume(request.pool, request.name);
+}
+
+void StorageService::delete_volume(const std::string& pool_name, const std::string& name) {
+    volume(pool_name, name);
+    if (virStorageVolDelete(lookup_volume(pool_name, name).get(), 0) < 0)
+        throw virt::last_error(fmt::format("cannot delete volume '{}' in pool '{}'", name, pool_name));
+    sync_pool(pool_name, VolumeSync::NewOnly);
+}
+
+void StorageService::resize_volume(const std::string& pool_name, const std::string& name,
+                                   std::uint64_t capacity, bool shrink) {
+    const VolumeState& state = volume(pool_name, name);
+    auto refuse = [&](ErrorCode code, const std::string& why) {
+        return vmstor::Error(code, fmt::format("cannot resize volume '{}' in pool '{}' to {} bytes: {}", name,
+                                               pool_name, capacity, why));
+    };
+    if (capacity == 0)
+        throw refuse(ErrorCode::InvalidArgument, "a volume cannot have 0 bytes");
+    std::uint64_t limit = state.format == "qcow2" ? max_qcow2_capacity : max_raw_capacity;
+    if (capacity > limit)
+        throw refuse(ErrorCode::InvalidArgument, fmt::format("that is above the largest {} volume ({})",
+                                                             state.format, format_size(limit)));
+    if (capacity == state.capacity)
+        return;
+    if (capacity < state.capacity && !shrink)
+        throw refuse(
+            ErrorCode::InvalidArgument,
+            fmt::format("that is smaller than its {} bytes; pass the option shrink=true to shrink it",
+                        state.capacity));
+    unsigned flags = capacity < state.capacity ? VIR_STORAGE_VOL_RESIZE_SHRINK : 0;
+    if (virStorageVolResize(lookup_volume(pool_name, name).get(), capacity, flags) < 0)
+        throw virt::last_error(fmt::format("cannot resize volume '{}' in pool '{}'", name, pool_name));
+    sync_volume(pool_name, name);
+}
+
+std::pair<std::string, std::string> StorageService::lookup_volume_by_path(const std::string& path) {
+    for (const auto& [pool_name, list] : volumes_)
+        for (const auto& [name, state] : list)
+            if (state.path == path)
+                return {pool_name, name};
+    throw vmstor::Error(ErrorCode::NotFound, fmt::format("no volume of any running pool is at '{}'", path));
+}
+
+void StorageService::sync_volume(const std::string& pool_name, const std::string& name) {
+    VolumeState state = read_volume_state(pool_name, lookup_volume(pool_name, name).get());
+    fill_usage(state);
+    auto& known = volumes_[pool_name];
+    auto it = known.find(name);
+    if (it == known.end()) {
+        observer_.volume_added(known.emplace(name, std::move(state)).first->second);
+    } else if (!(it->second == state)) {
+        VolumeState before = std::exchange(it->second, std::move(state));
+        observer_.volume_changed(before, it->second);
+    }
+    sync_pool(pool_name, VolumeSync::NewOnly);
+}
+
+} // namespace vmstor::storage
