@@ -1,0 +1,22 @@
+// Block status through a backing chain, as qemu-img map and convert see it.
+#pragma once
+
+#include "image.hpp"
+
+namespace vmstor::qcow2 {
+
+struct ChainStatus {
+    std::uint64_t length = 0;
+    int depth = 0;        // the layer that decided (or the deepest one looked at)
+    bool present = false; // some layer allocates it
+    bool zero = false;
+    bool data = false;
+    bool compressed = false;
+    std::optional<std::uint64_t> offset; // host offset in `file`'s image
+    Image* file = nullptr;
+};
+
+/// @brief The status of [offset, offset+length) of the chain starting at `top`, for at most length bytes.
+ChainStatus chain_block_status(Image& top, std::uint64_t offset, std::uint64_t length);
+
+} // namespace vmstor::qcow2

@@ -1,0 +1,316 @@
+// check and repair: count every reference from the metadata, compare with the refcounts on disk,
+// verify the COPIED flags, and repair leaks (-r leaks) and refcount errors (-r all) as qemu-img does.
+#include "common/error.hpp"
+#include "format.hpp"
+#include "qcow2_image.hpp"
+
+#include <fmt/format.h>
+#include <unordered_map>
+
+namespace vmstor::qcow2 {
+
+using namespace format;
+
+class Qcow2Checker {
+  public:
+    Qcow2Checker(Qcow2Image& image, RepairMode repair) : img_(image), h_(image.header_), repair_(repair) {}
+
+    CheckResult run();
+
+  private:
+    void count(std::uint64_t offset, std::uint64_t bytes);
+    std::uint64_t counted(std::uint64_t cluster) const;
+    void walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool active);
+    void walk_l2(std::uint64_t l2_offset, bool active);
+    void walk_refcount_table();
+    void walk_bitmaps();
+    void compare_refcounts();
+    void check_copied_flags();
+    void report(std::string line) { result_.messages.push_back(std::move(line)); }
+
+    Qcow2Image& img_;
+    const Header& h_;
+    RepairMode repair_;
+    CheckResult result_;
+    std::uint64_t file_clusters_ = 0;
+    std::vector<std::uint16_t> refs_; // 0xffff means: look in big_refs_
+    std::unordered_map<std::uint64_t, std::uint64_t> big_refs_;
+    std::uint64_t next_contiguous_ = 0;
+    bool needs_rebuild_ = false;
+};
+
+void Qcow2Checker::count(std::uint64_t offset, std::uint64_t bytes) {
+    if (bytes == 0)
+        return;
+    const unsigned bits = h_.cluster_bits;
+    const std::uint64_t first = offset >> bits;
+    const std::uint64_t last = (offset + bytes - 1) >> bits;
+    for (std::uint64_t c = first; c <= last; ++c) {
+        if (c >= file_clusters_) {
+            report(fmt::format("ERROR: counting reference for region exceeding the end of the file by one "
+                               "cluster or more: offset {:#x} size {:#x}",
+                               offset, bytes));
+            ++result_.corruptions;
+            return;
+        }
+        if (refs_[c] < 0xfffe) {
+            ++refs_[c];
+        } else if (refs_[c] == 0xfffe) {
+            refs_[c] = 0xffff;
+            big_refs_[c] = 0xffff;
+        } else {
+            ++big_refs_[c];
+        }
+    }
+}
+
+std::uint64_t Qcow2Checker::counted(std::uint64_t cluster) const {
+    if (cluster >= refs_.size())
+        return 0;
+    return refs_[cluster] == 0xffff ? big_refs_.at(cluster) : refs_[cluster];
+}
+
+void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
+    const std::uint64_t cluster = h_.cluster_size();
+    std::vector<std::byte> table(cluster);
+    img_.l2_cache_->forget(l2_offset, cluster); // write back cached changes before reading the table
+    img_.file_.read_exact(l2_offset, table, "L2 table");
+    const std::uint32_t entry_size = h_.l2_entry_size();
+    const unsigned x = 62 - (h_.cluster_bits - 8);
+    for (std::uint64_t i = 0; i < h_.l2_entries(); ++i) {
+        const std::uint64_t entry = load_be64(&table[i * entry_size]);
+        const std::uint64_t bitmap = h_.extended_l2() ? load_be64(&table[i * entry_size + 8]) : 0;
+        if (entry & oflag_compressed) {
+            if (h_.extended_l2() && bitmap != 0) {
+                report(fmt::format("ERROR compressed cluster {} has a non-zero subcluster allocation bitmap",
+                                   i));
+                ++result_.corruptions;
+            }
+            const std::uint64_t host = entry & ((1ull << x) - 1);
+            const std::uint64_t sectors = ((entry & ~oflag_compressed & ~oflag_copied) >> x) + 1;
+            count(host & ~(sector_size - 1), sectors * sector_size);
+            if (active) {
+                ++result_.allocated_clusters;
+                ++result_.compressed_clusters;
+            }
+            continue;
+        }
+        const std::uint64_t host = entry & l2e_offset_mask;
+        if (host == 0)
+            continue;
+        if (host % cluster != 0) {
+            report(
+                fmt::format("ERROR offset={:x}: Cluster is not properly aligned; L2 entry corrupted", host));
+            ++result_.corruptions;
+            continue;
+        }
+        if (active) {
+            ++result_.allocated_clusters;
+            if (next_contiguous_ != 0 && host != next_contiguous_)
+                ++result_.fragmented_clusters;
+            next_contiguous_ = host + cluster;
+        }
+        count(host, cluster);
+    }
+}
+
+void Qcow2Checker::walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool active) {
+    const std::uint64_t cluster = h_.cluster_size();
+    count(l1_offset, std::uint64_t{l1_size} * 8);
+    std::vector<std::uint64_t> l1;
+    if (active) {
+        l1 = img_.l1_;
+    } else {
+        std::vector<std::byte> raw(std::uint64_t{l1_size} * 8);
+        img_.file_.read_exact(l1_offset, raw, "snapshot L1 table");
+        for (std::uint32_t i = 0; i < l1_size; ++i)
+            l1.push_back(load_be64(&raw[i * 8]));
+    }
+    for (std::uint64_t e : l1) {
+        const std::uint64_t l2 = e & l1e_offset_mask;
+        if (l2 == 0)
+            continue;
+        if (l2 % cluster != 0) {
+            report(fmt::format("ERROR l2_offset={:x}: Table is not cluster aligned; L1 entry corrupted", l2));
+            ++result_.corruptions;
+            continue;
+        }
+        count(l2, cluster);
+        if (l2 + cluster > file_clusters_ * cluster)
+            continue; // already reported as beyond the end
+        walk_l2(l2, active);
+    }
+}
+
+void Qcow2Checker::walk_refcount_table() {
+    const std::uint64_t cluster = h_.cluster_size();
+    count(h_.refcount_table_offset, std::uint64_t{h_.refcount_table_clusters} * cluster);
+    for (std::size_t i = 0; i < img_.refcount_table_.size(); ++i) {
+        const std::uint64_t block = img_.refcount_table_[i] & refcount_table_offset_mask;
+        if (block == 0)
+            continue;
+        if (block % cluster != 0) {
+            report(fmt::format(
+                "ERROR refcount block {} is not cluster aligned; refcount table entry corrupted", i));
+            ++result_.corruptions;
+            continue;
+        }
+        if (block >= file_clusters_ * cluster) {
+            report(fmt::format("ERROR refcount block {} is outside image", i));
+            ++result_.corruptions;
+            continue;
+        }
+        count(block, cluster);
+    }
+}
+
+void Qcow2Checker::walk_bitmaps() {
+    if (!h_.bitmaps)
+        return;
+    const auto& b = *h_.bitmaps;
+    count(b.directory_offset, b.directory_size);
+    std::vector<std::byte> dir(b.directory_size);
+    img_.file_.read_exact(b.directory_offset, dir, "bitmap directory");
+    std::size_t pos = 0;
+    for (std::uint32_t n = 0; n < b.nb_bitmaps && pos + 24 <= dir.size(); ++n) {
+        const std::uint64_t table_offset = load_be64(&dir[pos]);
+        const std::uint32_t table_size = load_be32(&dir[pos + 8]);
+        const std::uint16_t name_size = load_be16(&dir[pos + 18]);
+        const std::uint32_t extra_size = load_be32(&dir[pos + 20]);
+        pos += (24 + extra_size + name_size + 7) / 8 * 8;
+        if (table_offset == 0 || std::uint64_t{table_size} * 8 > max_l1_table_bytes)
+            continue;
+        count(table_offset, std::uint64_t{table_size} * 8);
+        std::vector<std::byte> table(std::uint64_t{table_size} * 8);
+        img_.file_.read_or_zero(table_offset, table);
+        for (std::uint32_t i = 0; i < table_size; ++i) {
+            const std::uint64_t data = load_be64(&table[i * 8]) & l2e_offset_mask;
+            if (data != 0)
+                count(data, h_.cluster_size());
+        }
+    }
+}
+
+void Qcow2Checker::compare_refcounts() {
+    // Repairs must not allocate a cluster that is referenced but counted zero on disk: allocate past the end.
+    img_.free_cluster_hint_ = std::max(img_.free_cluster_hint_, file_clusters_);
+    for (std::uint64_t c = 0; c < file_clusters_; ++c) {
+        const std::uint64_t on_disk = img_.get_refcount(c);
+        const std::uint64_t references = counted(c);
+        if (on_disk == references)
+            continue;
+        const bool leak = on_disk > references;
+        const bool fix = leak ? repair_ != RepairMode::None : repair_ == RepairMode::All;
+        if (on_disk == 0 && repair_ != RepairMode::All)
+            needs_rebuild_ = true;
+        report(fmt::format("{} cluster {} refcount={} reference={}",
+                           fix    ? "Repairing"
+                           : leak ? "Leaked"
+                                  : "ERROR",
+                           c, on_disk, references));
+        if (fix) {
+            img_.set_refcount(c, references);
+            ++(leak ? result_.leaks_fixed : result_.corruptions_fixed);
+        } else {
+            ++(leak ? result_.leaks : result_.corruptions);
+        }
+    }
+}
+
+void Qcow2Checker::check_copied_flags() {
+    const std::uint64_t cluster = h_.cluster_size();
+    const std::uint32_t entry_size = h_.l2_entry_size();
+    for (std::size_t i = 0; i < img_.l1_.size(); ++i) {
+        const std::uint64_t l2 = img_.l1_[i] & l1e_offset_mask;
+        if (l2 == 0 || l2 % cluster != 0 || l2 + cluster > file_clusters_ * cluster)
+            continue;
+        const std::uint64_t refcount = img_.get_refcount(l2 / cluster);
+        const bool copied = (img_.l1_[i] & oflag_copied) != 0;
+        if ((refcount == 1) != copied) {
+            report(fmt::format("ERROR OFLAG_COPIED L2 cluster: l1_index={} l1_entry={:x} refcount={}", i,
+                               img_.l1_[i], refcount));
+            if (repair_ == RepairMode::All && img_.writable_) {
+                img_.l1_[i] = refcount == 1 ? (img_.l1_[i] | oflag_copied) : (img_.l1_[i] & ~oflag_copied);
+                img_.write_l1_entry(i);
+                ++result_.corruptions_fixed;
+            } else {
+                ++result_.corruptions;
+            }
+        }
+        std::vector<std::byte> table(cluster);
+        img_.l2_cache_->forget(l2, cluster);
+        img_.file_.read_exact(l2, table, "L2 table");
+        bool changed = false;
+        for (std::uint64_t j = 0; j < h_.l2_entries(); ++j) {
+            std::uint64_t entry = load_be64(&table[j * entry_size]);
+            const std::uint64_t host = entry & l2e_offset_mask;
+            if ((entry & oflag_compressed) || host == 0 || host % cluster != 0)
+                continue;
+            const std::uint64_t data_refcount = img_.get_refcount(host / cluster);
+            if ((data_refcount == 1) == ((entry & oflag_copied) != 0))
+                continue;
+            report(fmt::format("ERROR OFLAG_COPIED data cluster: l2_entry={:x} refcount={}", entry,
+                               data_refcount));
+            if (repair_ == RepairMode::All && img_.writable_) {
+                entry = data_refcount == 1 ? (entry | oflag_copied) : (entry & ~oflag_copied);
+                store_be<std::uint64_t>(&table[j * entry_size], entry);
+                changed = true;
+                ++result_.corruptions_fixed;
+            } else {
+                ++result_.corruptions;
+            }
+        }
+        if (changed)
+            img_.write_metadata(Metadata::ActiveL2, l2, table);
+    }
+}
+
+CheckResult Qcow2Checker::run() {
+    const std::uint64_t cluster = h_.cluster_size();
+    img_.flush();
+    file_clusters_ = (img_.file_.size() + cluster - 1) / cluster;
+    refs_.assign(file_clusters_, 0);
+    result_.total_clusters = (h_.size + cluster - 1) / cluster;
+
+    count(0, cluster);
+    walk_l1(h_.l1_table_offset, h_.l1_size, true);
+    for (const auto& s : img_.snapshots_)
+        walk_l1(s.l1_table_offset, s.l1_size, false);
+    if (h_.nb_snapshots > 0)
+        count(h_.snapshots_offset, img_.snapshot_table_bytes_);
+    walk_refcount_table();
+    walk_bitmaps();
+    if (repair_ != RepairMode::None && !img_.writable_)
+        throw Error(ErrorCode::InvalidArgument, "repairing needs the image opened for writing");
+    compare_refcounts();
+    if (needs_rebuild_) {
+        report("ERROR need to rebuild refcount structures");
+        ++result_.check_errors;
+    }
+    check_copied_flags();
+    if (repair_ != RepairMode::None) {
+        img_.flush();
+        if (result_.corruptions == 0 && (img_.header_.incompatible_features & incompat_corrupt))
+            img_.set_incompatible_bit(incompat_corrupt, false);
+    }
+    std::uint64_t last_used = 0;
+    for (std::uint64_t c = 0; c < file_clusters_; ++c)
+        if (counted(c) > 0)
+            last_used = c + 1;
+    result_.image_end_offset = last_used * cluster;
+    return result_;
+}
+
+CheckResult Qcow2Image::check(RepairMode repair) {
+    CheckResult first = Qcow2Checker(*this, repair).run();
+    if (repair == RepairMode::None || (first.leaks_fixed == 0 && first.corruptions_fixed == 0))
+        return first;
+    // Like qemu-img: report the state after the repair, with the counts of what was fixed.
+    CheckResult second = Qcow2Checker(*this, RepairMode::None).run();
+    second.leaks_fixed = first.leaks_fixed;
+    second.corruptions_fixed = first.corruptions_fixed;
+    second.messages.insert(second.messages.begin(), first.messages.begin(), first.messages.end());
+    return second;
+}
+
+} // namespace vmstor::qcow2

@@ -1,0 +1,207 @@
+// convert: copy guest data into a new image, skipping zero and unallocated ranges without reading
+// them; -c compresses clusters on every core while one thread writes them in order.
+#include "chain_status.hpp"
+#include "common/error.hpp"
+#include "format.hpp"
+#include "operations.hpp"
+#include "qcow2_image.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <fmt/format.h>
+#include <thread>
+
+namespace vmstor::qcow2 {
+
+using namespace format;
+
+namespace {
+
+constexpr std::uint64_t chunk_size = 2ull << 20;
+
+bool is_zero(std::span<const std::byte> data) {
+    const std::byte* p = data.data();
+    std::size_t n = data.size();
+    while (n >= 8) {
+        std::uint64_t v;
+        std::memcpy(&v, p, 8);
+        if (v)
+            return false;
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        if (*p++ != std::byte{0})
+            return false;
+    return true;
+}
+
+class Converter {
+  public:
+    Converter(Image& source, Image& target, const ConvertOptions& options)
+        : source_(source), target_(target), options_(options), size_(source.virtual_size()) {}
+
+    void run();
+
+  private:
+    void check_cancel() const {
+        if (options_.cancel && options_.cancel->load())
+            throw Error(ErrorCode::Cancelled, "convert was cancelled");
+    }
+    void report(std::uint64_t done) const {
+        if (options_.progress && size_ > 0)
+            options_.progress(100.0 * static_cast<double>(done) / static_cast<double>(size_));
+    }
+    void copy_plain(std::uint64_t offset, std::uint64_t length);
+    void copy_compressed(std::uint64_t offset, std::uint64_t length);
+
+    Image& source_;
+    Image& target_;
+    const ConvertOptions& options_;
+    std::uint64_t size_;
+    std::vector<std::byte> buffer_;
+};
+
+void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
+    // Write only the non-zero parts, at the target's granularity (4 KiB for raw, like qemu-img -S).
+    const std::uint64_t grain = target_.format() == ImageFormat::Raw ? 4096 : target_.cluster_size();
+    for (std::uint64_t pos = offset; pos < offset + length;) {
+        check_cancel();
+        const std::uint64_t n = std::min(chunk_size, offset + length - pos);
+        buffer_.resize(n);
+        source_.read(pos, buffer_);
+        std::uint64_t i = 0;
+        while (i < n) {
+            const std::uint64_t boundary = std::min(n, ((pos + i) / grain + 1) * grain - pos);
+            const bool zero = is_zero(std::span(buffer_).subspan(i, boundary - i));
+            std::uint64_t j = boundary;
+            while (j < n) {
+                const std::uint64_t next = std::min(n, j + grain);
+                if (is_zero(std::span(buffer_).subspan(j, next - j)) != zero)
+                    break;
+                j = next;
+            }
+            if (!zero)
+                target_.write(pos + i, std::span(buffer_).subspan(i, j - i));
+            i = j;
+        }
+        pos += n;
+        report(pos);
+    }
+}
+
+void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
+    auto& qcow2 = static_cast<Qcow2Image&>(target_);
+    const std::uint64_t cluster = target_.cluster_size();
+    const CompressionType type =
+        qcow2.header().compression_type == compression_zstd ? CompressionType::Zstd : CompressionType::Zlib;
+    unsigned threads =
+        options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+    // Whole clusters only: a range is widened to cluster boundaries (the extra bytes are read as they are).
+    const std::uint64_t first = offset / cluster;
+    const std::uint64_t last =
+        std::min((offset + length + cluster - 1) / cluster, (size_ + cluster - 1) / cluster);
+    const std::uint64_t batch = std::max<std::uint64_t>(16, 8 * threads);
+    std::vector<std::byte> input(batch * cluster);
+    std::vector<std::vector<std::byte>> output(batch);
+    std::vector<char> zero(batch);
+    for (std::uint64_t gc = first; gc < last; gc += batch) {
+        check_cancel();
+        const std::uint64_t count = std::min(batch, last - gc);
+        const std::uint64_t start = gc * cluster;
+        const std::uint64_t bytes = std::min(count * cluster, size_ - start);
+        std::fill(input.begin(), input.end(), std::byte{0});
+        source_.read(start, std::span(input).first(bytes));
+        auto work = [&](unsigned worker) {
+            for (std::uint64_t i = worker; i < count; i += threads) {
+                auto in = std::span(input).subspan(i * cluster, cluster);
+                zero[i] = is_zero(in);
+                output[i] = zero[i] ? std::vector<std::byte>{} : compress_cluster(type, in, cluster - 512);
+            }
+        };
+        std::vector<std::thread> pool;
+        for (unsigned w = 1; w < threads; ++w)
+            pool.emplace_back(work, w);
+        work(0);
+        for (auto& t : pool)
+            t.join();
+        for (std::uint64_t i = 0; i < count; ++i) {
+            if (zero[i])
+                continue;
+            const std::uint64_t guest = (gc + i) * cluster;
+            const std::uint64_t valid = std::min(cluster, size_ - guest);
+            if (output[i].empty())
+                target_.write(guest, std::span(input).subspan(i * cluster, valid));
+            else
+                qcow2.write_compressed_data(gc + i, output[i]);
+        }
+        report(std::min(size_, (gc + count) * cluster));
+    }
+}
+
+void Converter::run() {
+    const bool compress = options_.compress;
+    const std::uint64_t cluster = target_.cluster_size();
+    std::uint64_t offset = 0;
+    std::uint64_t compress_from = 0; // compressed copying works on whole clusters: never twice the same
+    while (offset < size_) {
+        check_cancel();
+        ChainStatus s =
+            chain_block_status(source_, offset, std::min<std::uint64_t>(size_ - offset, 1ull << 30));
+        if (!s.zero) {
+            if (compress) {
+                const std::uint64_t from = std::max(offset, compress_from);
+                if (from < offset + s.length)
+                    copy_compressed(from, offset + s.length - from);
+                compress_from = (offset + s.length + cluster - 1) / cluster * cluster;
+            } else {
+                copy_plain(offset, s.length);
+            }
+        }
+        offset += s.length;
+        report(offset);
+    }
+    target_.flush();
+}
+
+} // namespace
+
+void Qcow2Image::write_compressed_data(std::uint64_t gc, std::span<const std::byte> compressed) {
+    check_data_access();
+    begin_write();
+    prepare_l2_table(gc);
+    const std::uint64_t host = allocate_bytes(compressed.size());
+    guard_metadata_write(Metadata::Data, host, compressed.size());
+    file_.write(host, compressed);
+    const unsigned x = 62 - (header_.cluster_bits - 8);
+    const std::uint64_t additional = ((host + compressed.size() - 1) >> 9) - (host >> 9);
+    L2Entry old = get_l2_entry(gc);
+    set_l2_entry(gc, {oflag_compressed | (additional << x) | host, 0});
+    release_host_cluster(old, gc);
+}
+
+void Qcow2Image::write_compressed_cluster(std::uint64_t gc, std::span<const std::byte> data) {
+    const std::uint64_t cluster = header_.cluster_size();
+    if (data.size() != cluster)
+        throw Error(ErrorCode::InvalidArgument, "compressed writes take exactly one whole cluster");
+    std::vector<std::byte> compressed = compress_cluster(compression_, data, cluster - 512);
+    if (compressed.empty())
+        return write(gc * cluster, data);
+    write_compressed_data(gc, compressed);
+}
+
+void convert_image(Image& source, const std::string& target_path, const ConvertOptions& options) {
+    CreateOptions create = options.target;
+    create.size = source.virtual_size();
+    if (options.compress && create.format != ImageFormat::Qcow2)
+        throw Error(ErrorCode::NotSupported, "Compression not supported for this file format");
+    create_image(target_path, create);
+    OpenOptions open;
+    open.format = create.format;
+    open.writable = true;
+    open.open_backing = false;
+    auto target = Image::open(target_path, open);
+    Converter(source, *target, options).run();
+}
+
+} // namespace vmstor::qcow2

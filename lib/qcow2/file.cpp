@@ -1,0 +1,178 @@
+#include "file.hpp"
+
+#include "common/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace vmstor::qcow2 {
+
+File::File(const std::string& path, Mode mode) : path_(path) {
+    int flags = O_CLOEXEC;
+    switch (mode) {
+    case Mode::ReadOnly:
+        flags |= O_RDONLY;
+        break;
+    case Mode::ReadWrite:
+        flags |= O_RDWR;
+        break;
+    case Mode::CreateExclusive:
+        flags |= O_RDWR | O_CREAT | O_EXCL;
+        break;
+    case Mode::CreateTruncate:
+        flags |= O_RDWR | O_CREAT | O_TRUNC;
+        break;
+    }
+    writable_ = mode != Mode::ReadOnly;
+    fd_ = ::open(path.c_str(), flags, 0644);
+    if (fd_ < 0) {
+        int err = errno;
+        if (err == EEXIST)
+            throw Error(ErrorCode::AlreadyExists, fmt::format("'{}' already exists", path));
+        throw system_error(err, fmt::format("cannot open '{}'", path));
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0)
+        block_device_ = S_ISBLK(st.st_mode);
+}
+
+File::~File() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+void File::read_exact(std::uint64_t offset, std::span<std::byte> out, const char* what) const {
+    std::size_t done = 0;
+    while (done < out.size()) {
+        ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw system_error(errno, fmt::format("cannot read {} of '{}'", what, path_));
+        }
+        if (n == 0)
+            throw Error(ErrorCode::Corrupt, fmt::format("'{}': {} at offset {} lies past the end of the file",
+                                                        path_, what, offset));
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void File::read_or_zero(std::uint64_t offset, std::span<std::byte> out) const {
+    std::size_t done = 0;
+    while (done < out.size()) {
+        ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw system_error(errno, fmt::format("cannot read '{}'", path_));
+        }
+        if (n == 0)
+            break;
+        done += static_cast<std::size_t>(n);
+    }
+    if (done < out.size())
+        std::memset(out.data() + done, 0, out.size() - done);
+}
+
+void File::write(std::uint64_t offset, std::span<const std::byte> data) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw system_error(errno, fmt::format("cannot write to '{}'", path_));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void File::punch_hole(std::uint64_t offset, std::uint64_t length) {
+    if (length == 0)
+        return;
+    if (block_device_) {
+        std::uint64_t range[2] = {offset, length};
+        if (::ioctl(fd_, BLKZEROOUT, range) != 0)
+            throw system_error(errno, fmt::format("cannot zero a range of '{}'", path_));
+        return;
+    }
+    if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) == 0)
+        return;
+    // A file system without hole punching: write zeroes instead.
+    static const std::byte zeroes[65536] = {};
+    for (std::uint64_t done = 0; done < length;) {
+        std::uint64_t chunk = std::min<std::uint64_t>(sizeof zeroes, length - done);
+        write(offset + done, std::span(zeroes, chunk));
+        done += chunk;
+    }
+}
+
+void File::allocate(std::uint64_t offset, std::uint64_t length) {
+    if (length == 0)
+        return;
+    int rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
+    if (rc != 0)
+        throw system_error(rc, fmt::format("cannot allocate space in '{}'", path_));
+}
+
+void File::truncate(std::uint64_t size) {
+    if (block_device_)
+        return;
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+        throw system_error(errno, fmt::format("cannot resize '{}'", path_));
+}
+
+void File::sync() {
+    if (::fdatasync(fd_) != 0)
+        throw system_error(errno, fmt::format("cannot flush '{}'", path_));
+}
+
+std::uint64_t File::size() const {
+    if (block_device_) {
+        std::uint64_t bytes = 0;
+        if (::ioctl(fd_, BLKGETSIZE64, &bytes) != 0)
+            throw system_error(errno, fmt::format("cannot get the size of '{}'", path_));
+        return bytes;
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0)
+        throw system_error(errno, fmt::format("cannot stat '{}'", path_));
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::uint64_t File::allocated_bytes() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0)
+        throw system_error(errno, fmt::format("cannot stat '{}'", path_));
+    return static_cast<std::uint64_t>(st.st_blocks) * 512;
+}
+
+std::uint64_t File::next_data(std::uint64_t offset) const {
+    off_t pos = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
+    if (pos < 0)
+        return errno == ENXIO ? std::max(offset, size()) : offset;
+    return static_cast<std::uint64_t>(pos);
+}
+
+std::uint64_t File::next_hole(std::uint64_t offset) const {
+    off_t pos = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
+    if (pos < 0)
+        return errno == ENXIO ? offset : size();
+    return static_cast<std::uint64_t>(pos);
+}
+
+bool File::is_hole(std::uint64_t offset, std::uint64_t length) const {
+    if (block_device_)
+        return false;
+    return next_data(offset) >= offset + length;
+}
+
+} // namespace vmstor::qcow2

@@ -1,0 +1,50 @@
+// A host file or block device opened for positioned I/O; every failure becomes vmstor::Error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace vmstor::qcow2 {
+
+class File {
+  public:
+    enum class Mode { ReadOnly, ReadWrite, CreateExclusive, CreateTruncate };
+
+    File(const std::string& path, Mode mode);
+    ~File();
+    File(const File&) = delete;
+    File& operator=(const File&) = delete;
+
+    const std::string& path() const { return path_; }
+    bool writable() const { return writable_; }
+
+    /// @brief Reads exactly out.size() bytes; throws Corrupt naming `what` if the file ends first.
+    void read_exact(std::uint64_t offset, std::span<std::byte> out, const char* what) const;
+    /// @brief Reads what the file has and fills the rest (past its end) with zeroes.
+    void read_or_zero(std::uint64_t offset, std::span<std::byte> out) const;
+    void write(std::uint64_t offset, std::span<const std::byte> data);
+    /// @brief Makes the range read as zero and, where possible, frees its space.
+    void punch_hole(std::uint64_t offset, std::uint64_t length);
+    void allocate(std::uint64_t offset, std::uint64_t length);
+    void truncate(std::uint64_t size);
+    void sync();
+    std::uint64_t size() const;
+    /// @brief Bytes the file occupies on its file system (st_blocks * 512), as `actual-size` reports.
+    std::uint64_t allocated_bytes() const;
+    /// @brief True when [offset, offset+length) holds no data according to SEEK_DATA.
+    bool is_hole(std::uint64_t offset, std::uint64_t length) const;
+    /// @brief The first offset >= offset with data (SEEK_DATA), or size() if none.
+    std::uint64_t next_data(std::uint64_t offset) const;
+    /// @brief The first offset >= offset in a hole (SEEK_HOLE).
+    std::uint64_t next_hole(std::uint64_t offset) const;
+
+  private:
+    std::string path_;
+    int fd_ = -1;
+    bool writable_ = false;
+    bool block_device_ = false;
+};
+
+} // namespace vmstor::qcow2

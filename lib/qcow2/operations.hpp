@@ -1,0 +1,68 @@
+// Whole-image operations of the API: create, convert, compare, measure.
+#pragma once
+
+#include "compression.hpp"
+#include "image.hpp"
+
+#include <atomic>
+#include <functional>
+
+namespace vmstor::qcow2 {
+
+enum class Preallocation { Off, Metadata, Falloc, Full };
+
+Preallocation parse_preallocation(std::string_view name);
+
+struct CreateOptions {
+    ImageFormat format = ImageFormat::Qcow2;
+    std::uint64_t size = 0;
+    std::uint32_t version = 3; // compat 1.1; 2 for compat 0.10
+    std::uint64_t cluster_size = 65536;
+    std::uint32_t refcount_bits = 16;
+    bool lazy_refcounts = false;
+    Preallocation preallocation = Preallocation::Off;
+    bool extended_l2 = false;
+    CompressionType compression_type = CompressionType::Zlib;
+    std::optional<std::string> backing_file;
+    std::optional<std::string> backing_format;
+};
+
+/// @brief Applies one `-o key=value` option of qemu-img create; throws InvalidArgument naming it.
+void set_create_option(CreateOptions& options, std::string_view key, std::string_view value);
+
+/// @brief Creates an image (the file must not be a directory; an existing file is overwritten as
+/// qemu-img does). Throws InvalidArgument with qemu-img's wording for invalid combinations.
+void create_image(const std::string& path, const CreateOptions& options);
+
+using ProgressCallback = std::function<void(double percent)>;
+
+struct ConvertOptions {
+    CreateOptions target;  // size is taken from the source
+    bool compress = false; // -c
+    unsigned threads = 0;  // compression threads; 0: one per core
+    ProgressCallback progress;
+    const std::atomic<bool>* cancel = nullptr; // set to stop with ErrorCode::Cancelled
+};
+
+/// @brief Copies the guest data of `source` (and its backing chain) into a new image. Ranges the source
+/// reports as zero or unallocated are never read and stay holes.
+void convert_image(Image& source, const std::string& target_path, const ConvertOptions& options);
+
+struct CompareResult {
+    bool identical = true;
+    std::uint64_t mismatch_offset = 0;
+};
+
+/// @brief Compares guest contents like qemu-img compare (a longer image must be zero past the shorter).
+CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progress = {});
+
+struct MeasureResult {
+    std::uint64_t required = 0;
+    std::uint64_t fully_allocated = 0;
+    std::optional<std::uint64_t> bitmaps;
+};
+
+/// @brief qemu-img measure: the size a new image needs, for `source` (or for an empty one of `size`).
+MeasureResult measure_image(const CreateOptions& target, Image* source, std::uint64_t size);
+
+} // namespace vmstor::qcow2

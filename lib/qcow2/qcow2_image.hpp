@@ -1,0 +1,161 @@
+// The qcow2 driver: one class whose members are split by concern over several files
+// (qcow2_open.cpp, cluster_map.cpp, qcow2_io.cpp, refcounts.cpp, overlap.cpp, check.cpp, resize.cpp).
+#pragma once
+
+#include "compression.hpp"
+#include "file.hpp"
+#include "header.hpp"
+#include "image.hpp"
+#include "metadata_cache.hpp"
+#include "operations.hpp"
+#include "snapshot_table.hpp"
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace vmstor::qcow2 {
+
+/// @brief How a guest subcluster (or cluster) is backed, decoded from its L2 entry.
+enum class ClusterKind { Unallocated, ZeroPlain, ZeroAllocated, Normal, Compressed };
+
+struct L2Entry {
+    std::uint64_t entry = 0;
+    std::uint64_t bitmap = 0; // extended L2 only
+};
+
+/// @brief A guest range with one kind; for Normal and ZeroAllocated, host is where it starts.
+struct MappedExtent {
+    ClusterKind kind = ClusterKind::Unallocated;
+    std::uint64_t host = 0;
+    std::uint64_t length = 0;
+    L2Entry entry; // of the first cluster (compressed extents are one cluster)
+};
+
+/// @brief Kinds of metadata, for the overlap check before every metadata write.
+enum class Metadata {
+    Header,
+    ActiveL1,
+    ActiveL2,
+    RefcountTable,
+    RefcountBlock,
+    SnapshotTable,
+    SnapshotL1,
+    BitmapDirectory,
+    Data
+};
+
+class Qcow2Image final : public Image {
+  public:
+    Qcow2Image(const std::string& path, const OpenOptions& options);
+    ~Qcow2Image() override;
+
+    ImageFormat format() const override { return ImageFormat::Qcow2; }
+    const std::string& path() const override { return file_.path(); }
+    std::uint64_t virtual_size() const override { return header_.size; }
+    std::uint64_t cluster_size() const override { return header_.cluster_size(); }
+    void read(std::uint64_t offset, std::span<std::byte> out) override;
+    void write(std::uint64_t offset, std::span<const std::byte> data) override;
+    void write_zeroes(std::uint64_t offset, std::uint64_t length) override;
+    void discard(std::uint64_t offset, std::uint64_t length) override;
+    void flush() override;
+    BlockStatus block_status(std::uint64_t offset, std::uint64_t length) override;
+    Image* backing() override { return backing_.get(); }
+    ImageInfo info() override;
+    CheckResult check(RepairMode repair) override;
+    void resize(std::uint64_t new_size, bool allow_shrink) override;
+
+    /// @brief Writes one whole guest cluster compressed (falls back to uncompressed if it does not shrink).
+    void write_compressed_cluster(std::uint64_t guest_cluster, std::span<const std::byte> data);
+    /// @brief Stores already compressed data as guest cluster `guest_cluster`.
+    void write_compressed_data(std::uint64_t guest_cluster, std::span<const std::byte> compressed);
+    /// @brief Allocates host clusters for every guest cluster (create's preallocation modes).
+    void preallocate(Preallocation mode);
+    const Header& header() const { return header_; }
+
+  private:
+    friend class Qcow2Checker;
+
+    // --- open (qcow2_open.cpp) ---
+    void load_tables();
+    void open_backing(const OpenOptions& options);
+    void write_header();
+    void set_incompatible_bit(std::uint64_t bit, bool on);
+    void mark_corrupt(const std::string& why);
+
+    // --- cluster mapping (cluster_map.cpp) ---
+    std::uint64_t l2_slice_offset(std::uint64_t l2_table, std::uint64_t l2_index) const;
+    L2Entry get_l2_entry(std::uint64_t guest_cluster);
+    void set_l2_entry(std::uint64_t guest_cluster, const L2Entry& e);
+    ClusterKind kind_of(const L2Entry& e, unsigned subcluster, std::uint64_t guest_cluster) const;
+    /// @brief Makes the L2 table for guest_cluster exist and be writable (copied if shared).
+    void prepare_l2_table(std::uint64_t guest_cluster);
+    void write_l1_entry(std::size_t index);
+
+    // --- guest I/O (qcow2_io.cpp) ---
+    MappedExtent map_extent(std::uint64_t guest_offset, std::uint64_t max_length);
+    void check_data_access() const;
+    void check_range(std::uint64_t offset, std::uint64_t length) const;
+    void read_cluster_range(std::uint64_t guest_offset, std::span<std::byte> out);
+    void write_subclusters(std::uint64_t guest_cluster, std::uint64_t in_cluster,
+                           std::span<const std::byte> data);
+    void read_from_backing(std::uint64_t guest_offset, std::span<std::byte> out);
+    void read_compressed(const L2Entry& e, std::uint64_t guest_cluster, std::uint64_t in_cluster,
+                         std::span<std::byte> out);
+    void write_cluster(std::uint64_t guest_cluster, std::uint64_t in_cluster,
+                       std::span<const std::byte> data);
+    void write_new_clusters(std::uint64_t first_cluster, std::uint64_t count,
+                            std::span<const std::byte> data);
+    void zero_cluster(std::uint64_t guest_cluster);
+    void release_host_cluster(const L2Entry& old, std::uint64_t guest_cluster);
+    bool writable_in_place(std::uint64_t guest_cluster, const L2Entry& e) const;
+    void apply_pending_releases();
+    void begin_write();
+
+    // --- refcounts and allocation (refcounts.cpp) ---
+    std::uint64_t get_refcount(std::uint64_t cluster_index);
+    void set_refcount(std::uint64_t cluster_index, std::uint64_t value);
+    void change_refcount(std::uint64_t cluster_index, std::int64_t delta);
+    /// @brief Allocates `count` contiguous host clusters with refcount 1; returns the host offset.
+    std::uint64_t allocate_clusters(std::uint64_t count);
+    /// @brief Allocates `bytes` at byte granularity for compressed data (may share a cluster).
+    std::uint64_t allocate_bytes(std::uint64_t bytes);
+    void free_clusters(std::uint64_t host_offset, std::uint64_t count);
+    bool refcount_block_present(std::uint64_t cluster_index) const;
+    void ensure_refcount_block(std::uint64_t cluster_index);
+    void grow_refcount_table(std::uint64_t needed_cluster_index);
+    std::uint64_t find_free_run(std::uint64_t count, std::uint64_t start);
+    void write_refcount_table_entry(std::size_t index);
+
+    // --- overlap check (overlap.cpp) ---
+    void guard_metadata_write(Metadata kind, std::uint64_t offset, std::uint64_t length);
+    void write_metadata(Metadata kind, std::uint64_t offset, std::span<const std::byte> data);
+
+    // --- ordering ---
+    void write_back_refcounts();
+    void write_back_l2();
+
+    File file_;
+    Header header_;
+    OpenOptions options_;
+    bool writable_ = false;
+    bool write_started_ = false;
+    bool lazy_refcounts_ = false;
+    std::vector<std::uint64_t> l1_;
+    std::vector<std::uint64_t> refcount_table_;
+    std::vector<Snapshot> snapshots_;
+    std::uint64_t snapshot_table_bytes_ = 0;
+    std::unique_ptr<MetadataCache> l2_cache_;
+    std::unique_ptr<MetadataCache> refcount_cache_;
+    std::unique_ptr<Image> backing_;
+    std::uint64_t free_cluster_hint_ = 0;
+    CompressionType compression_ = CompressionType::Zlib;
+    // The last decompressed cluster, since sequential reads hit the same one many times.
+    std::uint64_t decompressed_entry_ = 0;
+    std::vector<std::byte> decompressed_;
+    std::uint64_t compressed_tail_ = 0; // next free byte in the partly used compressed cluster
+    // Host clusters to release once the L2 entries that stopped pointing at them are on disk.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_releases_; // (cluster index, count)
+};
+
+} // namespace vmstor::qcow2

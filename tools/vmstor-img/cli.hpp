@@ -1,0 +1,44 @@
+// Command-line helpers shared by the vmstor-img subcommands.
+#pragma once
+
+#include "qcow2/image.hpp"
+#include "qcow2/operations.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vmstor::img {
+
+enum class OutputFormat { Human, Json };
+
+/// @brief "json" or "human"; throws InvalidArgument otherwise.
+OutputFormat parse_output(const std::string& text);
+
+/// @brief qemu-img's size_to_str: "20 MiB", "272 KiB", "1.5 GiB".
+std::string human_size(std::uint64_t bytes);
+
+/// @brief Splits "k=v,k2=v2" (",," is a literal comma) into pairs; "help" is reported as InvalidArgument.
+std::vector<std::pair<std::string, std::string>> parse_option_list(const std::string& text);
+
+/// @brief Opens for reading, probing the format unless given; a backing file is probed only if `trusted`.
+std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::optional<std::string>& format,
+                                         bool open_backing, bool writable = false);
+
+/// @brief A size argument as qemu-img takes it (suffixes k, M, G, T, P, E; bytes without one).
+std::uint64_t parse_size_argument(const std::string& text);
+
+/// @brief Prints "vmstor-img: message" on stderr.
+void print_error(const std::string& message);
+
+int cmd_info(int argc, char** argv);
+int cmd_map(int argc, char** argv);
+int cmd_measure(int argc, char** argv);
+int cmd_check(int argc, char** argv);
+int cmd_create(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
+int cmd_resize(int argc, char** argv);
+int cmd_compare(int argc, char** argv);
+
+} // namespace vmstor::img

@@ -1,0 +1,324 @@
+// info, map and measure: read-only views of an image, in qemu-img's output formats.
+#include "cli.hpp"
+#include "common/error.hpp"
+#include "qcow2/chain_status.hpp"
+#include "qemu_json.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <fmt/format.h>
+#include <getopt.h>
+
+namespace vmstor::img {
+
+namespace {
+
+Json info_json(const qcow2::ImageInfo& info) {
+    Json j;
+    if (info.backing_format)
+        j["backing-filename-format"] = *info.backing_format;
+    if (!info.snapshots.empty()) {
+        Json list = Json::array();
+        for (const auto& s : info.snapshots) {
+            Json item;
+            if (s.has_icount && s.icount != UINT64_MAX)
+                item["icount"] = s.icount;
+            item["vm-clock-nsec"] = s.vm_clock_nsec % 1000000000ull;
+            item["name"] = s.name;
+            item["date-sec"] = s.date_sec;
+            item["date-nsec"] = s.date_nsec;
+            item["vm-clock-sec"] = s.vm_clock_nsec / 1000000000ull;
+            item["id"] = s.id;
+            item["vm-state-size"] = s.vm_state_size;
+            list.push_back(item);
+        }
+        j["snapshots"] = list;
+    }
+    j["virtual-size"] = info.virtual_size;
+    j["filename"] = info.filename;
+    if (info.cluster_size)
+        j["cluster-size"] = *info.cluster_size;
+    j["format"] = std::string(qcow2::format_name(info.format));
+    j["actual-size"] = info.actual_size;
+    if (info.format == qcow2::ImageFormat::Qcow2) {
+        Json data;
+        data["compat"] = info.compat;
+        if (info.data_file)
+            data["data-file"] = *info.data_file;
+        if (info.data_file)
+            data["data-file-raw"] = info.data_file_raw;
+        data["compression-type"] = info.compression_type;
+        if (info.compat != "0.10") {
+            data["lazy-refcounts"] = info.lazy_refcounts;
+            if (info.has_bitmaps)
+                data["bitmaps"] = Json::array();
+        }
+        data["refcount-bits"] = info.refcount_bits;
+        if (info.compat != "0.10") {
+            data["corrupt"] = info.corrupt;
+            data["extended-l2"] = info.extended_l2;
+        }
+        Json specific;
+        specific["type"] = "qcow2";
+        specific["data"] = data;
+        j["format-specific"] = specific;
+    }
+    if (info.full_backing_filename)
+        j["full-backing-filename"] = *info.full_backing_filename;
+    if (info.backing_filename)
+        j["backing-filename"] = *info.backing_filename;
+    j["dirty-flag"] = info.dirty;
+    return j;
+}
+
+std::string clock_string(std::uint64_t nsec) {
+    const std::uint64_t msec = nsec / 1000000;
+    const std::uint64_t secs = msec / 1000;
+    return fmt::format("{:02}:{:02}:{:02}.{:03}", secs / 3600, secs / 60 % 60, secs % 60, msec % 1000);
+}
+
+void print_info_human(const qcow2::ImageInfo& info) {
+    std::printf("image: %s\n", info.filename.c_str());
+    std::printf("file format: %s\n", std::string(qcow2::format_name(info.format)).c_str());
+    std::printf("virtual size: %s (%llu bytes)\n", human_size(info.virtual_size).c_str(),
+                static_cast<unsigned long long>(info.virtual_size));
+    std::printf("disk size: %s\n", human_size(info.actual_size).c_str());
+    if (info.cluster_size)
+        std::printf("cluster_size: %llu\n", static_cast<unsigned long long>(*info.cluster_size));
+    if (info.backing_filename) {
+        std::printf("backing file: %s", info.backing_filename->c_str());
+        if (info.full_backing_filename && *info.full_backing_filename != *info.backing_filename)
+            std::printf(" (actual path: %s)", info.full_backing_filename->c_str());
+        std::printf("\n");
+        if (info.backing_format)
+            std::printf("backing file format: %s\n", info.backing_format->c_str());
+    }
+    if (info.dirty)
+        std::printf("cleanly shut down: no\n");
+    if (!info.snapshots.empty()) {
+        std::printf("Snapshot list:\n");
+        std::printf("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+        for (const auto& s : info.snapshots) {
+            std::time_t when = static_cast<std::time_t>(s.date_sec);
+            std::tm tm{};
+            localtime_r(&when, &tm);
+            char date[32];
+            std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+            std::string icount = s.has_icount && s.icount != UINT64_MAX ? std::to_string(s.icount) : "";
+            std::printf("%-9s %-16s %8s%20s%13s%11s\n", s.id.c_str(), s.name.c_str(),
+                        human_size(s.vm_state_size).c_str(), date, clock_string(s.vm_clock_nsec).c_str(),
+                        icount.c_str());
+        }
+    }
+    if (info.format == qcow2::ImageFormat::Qcow2) {
+        std::printf("Format specific information:\n");
+        std::printf("    compat: %s\n", info.compat.c_str());
+        std::printf("    compression type: %s\n", info.compression_type.c_str());
+        if (info.compat != "0.10")
+            std::printf("    lazy refcounts: %s\n", info.lazy_refcounts ? "true" : "false");
+        std::printf("    refcount bits: %u\n", info.refcount_bits);
+        if (info.compat != "0.10") {
+            std::printf("    corrupt: %s\n", info.corrupt ? "true" : "false");
+            std::printf("    extended l2: %s\n", info.extended_l2 ? "true" : "false");
+        }
+        if (info.data_file) {
+            std::printf("    data file: %s\n", info.data_file->c_str());
+            std::printf("    data file raw: %s\n", info.data_file_raw ? "true" : "false");
+        }
+    }
+}
+
+} // namespace
+
+int cmd_info(int argc, char** argv) {
+    std::optional<std::string> format;
+    OutputFormat output = OutputFormat::Human;
+    bool chain = false;
+    static const option long_options[] = {{"output", required_argument, nullptr, 'O'},
+                                          {"backing-chain", no_argument, nullptr, 'b'},
+                                          {"format", required_argument, nullptr, 'f'},
+                                          {nullptr, 0, nullptr, 0}};
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "f:hU", long_options, nullptr)) != -1;) {
+        if (c == 'f')
+            format = optarg;
+        else if (c == 'O')
+            output = parse_output(optarg);
+        else if (c == 'b')
+            chain = true;
+        else if (c != 'U')
+            throw Error(ErrorCode::InvalidArgument, "usage: vmstor-img info [-f fmt] [--output=json|human] "
+                                                    "[--backing-chain] FILE");
+    }
+    if (optind != argc - 1)
+        throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
+    std::string path = argv[optind];
+    Json list = Json::array();
+    bool first = true;
+    while (true) {
+        // info never opens a backing file itself: each element of the chain is opened on its own.
+        auto image = open_image(path, format, false);
+        qcow2::ImageInfo info = image->info();
+        if (output == OutputFormat::Json)
+            list.push_back(info_json(info));
+        else {
+            if (!first)
+                std::printf("\n");
+            print_info_human(info);
+        }
+        first = false;
+        if (!chain || !info.full_backing_filename)
+            break;
+        if (!info.backing_format)
+            throw Error(
+                ErrorCode::NotSupported,
+                fmt::format("'{}': the backing file '{}' has no recorded format; refusing to probe it",
+                            info.filename, *info.backing_filename));
+        path = *info.full_backing_filename;
+        format = info.backing_format;
+    }
+    if (output == OutputFormat::Json)
+        std::printf("%s\n", qemu_json(chain ? list : list.at(0)).c_str());
+    return 0;
+}
+
+int cmd_map(int argc, char** argv) {
+    std::optional<std::string> format;
+    OutputFormat output = OutputFormat::Human;
+    static const option long_options[] = {{"output", required_argument, nullptr, 'O'},
+                                          {"format", required_argument, nullptr, 'f'},
+                                          {nullptr, 0, nullptr, 0}};
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "f:hU", long_options, nullptr)) != -1;) {
+        if (c == 'f')
+            format = optarg;
+        else if (c == 'O')
+            output = parse_output(optarg);
+        else if (c != 'U')
+            throw Error(ErrorCode::InvalidArgument,
+                        "usage: vmstor-img map [-f fmt] [--output=json|human] FILE");
+    }
+    if (optind != argc - 1)
+        throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
+    auto image = open_image(argv[optind], format, true);
+    const std::uint64_t size = image->virtual_size();
+
+    struct Entry {
+        qcow2::ChainStatus s;
+        std::uint64_t start = 0;
+    };
+    std::optional<Entry> current;
+    bool printed_any = false;
+    auto print = [&](const Entry& e, bool last) {
+        if (output == OutputFormat::Json) {
+            std::printf(
+                "%s{ \"start\": %llu, \"length\": %llu, \"depth\": %d, \"present\": %s, \"zero\": %s, "
+                "\"data\": %s",
+                printed_any ? "" : "[", static_cast<unsigned long long>(e.start),
+                static_cast<unsigned long long>(e.s.length), e.s.depth, e.s.present ? "true" : "false",
+                e.s.zero ? "true" : "false", e.s.data ? "true" : "false");
+            if (e.s.offset)
+                std::printf(", \"offset\": %llu", static_cast<unsigned long long>(*e.s.offset));
+            std::printf("}%s", last ? "]\n" : ",\n");
+        } else {
+            if (!printed_any)
+                std::printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+            if (e.s.data && !e.s.offset)
+                throw Error(ErrorCode::NotSupported,
+                            "File contains external, encrypted or compressed clusters.");
+            if (e.s.data && !e.s.zero)
+                std::printf("%#-16llx%#-16llx%#-16llx%s\n", static_cast<unsigned long long>(e.start),
+                            static_cast<unsigned long long>(e.s.length),
+                            static_cast<unsigned long long>(e.s.offset.value_or(0)),
+                            e.s.file ? e.s.file->path().c_str() : "");
+        }
+        printed_any = true;
+    };
+    auto mergeable = [](const Entry& a, const qcow2::ChainStatus& b) {
+        return a.s.zero == b.zero && a.s.data == b.data && a.s.depth == b.depth && a.s.present == b.present &&
+               a.s.file == b.file && a.s.offset.has_value() == b.offset.has_value() &&
+               (!a.s.offset || *a.s.offset + a.s.length == *b.offset);
+    };
+    for (std::uint64_t offset = 0; offset < size;) {
+        qcow2::ChainStatus s =
+            qcow2::chain_block_status(*image, offset, std::min<std::uint64_t>(size - offset, 1ull << 30));
+        if (current && mergeable(*current, s)) {
+            current->s.length += s.length;
+        } else {
+            if (current)
+                print(*current, false);
+            current = Entry{s, offset};
+        }
+        offset += s.length;
+    }
+    if (current)
+        print(*current, true);
+    else if (output == OutputFormat::Json)
+        std::printf("[]\n");
+    return 0;
+}
+
+int cmd_measure(int argc, char** argv) {
+    std::optional<std::string> format;
+    std::optional<std::string> target_format;
+    std::optional<std::uint64_t> size;
+    OutputFormat output = OutputFormat::Human;
+    std::vector<std::string> options;
+    static const option long_options[] = {{"output", required_argument, nullptr, 'J'},
+                                          {"size", required_argument, nullptr, 's'},
+                                          {nullptr, 0, nullptr, 0}};
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "f:O:o:hU", long_options, nullptr)) != -1;) {
+        switch (c) {
+        case 'f':
+            format = optarg;
+            break;
+        case 'O':
+            target_format = optarg;
+            break;
+        case 'o':
+            options.emplace_back(optarg);
+            break;
+        case 'J':
+            output = parse_output(optarg);
+            break;
+        case 's':
+            size = parse_size_argument(optarg);
+            break;
+        case 'U':
+            break;
+        default:
+            throw Error(
+                ErrorCode::InvalidArgument,
+                "usage: vmstor-img measure [--output=json|human] [-O fmt] [-o options] (--size N | FILE)");
+        }
+    }
+    const bool has_file = optind < argc;
+    if (has_file == size.has_value())
+        throw Error(ErrorCode::InvalidArgument, "Either --size N or one filename must be specified.");
+    qcow2::CreateOptions target;
+    target.format = qcow2::parse_format(target_format.value_or("raw"));
+    for (const auto& list : options)
+        for (const auto& [key, value] : parse_option_list(list))
+            qcow2::set_create_option(target, key, value);
+    std::unique_ptr<qcow2::Image> source;
+    if (has_file)
+        source = open_image(argv[optind], format, true);
+    qcow2::MeasureResult r = qcow2::measure_image(target, source.get(), size.value_or(0));
+    if (output == OutputFormat::Json) {
+        Json j;
+        j["required"] = r.required;
+        j["fully-allocated"] = r.fully_allocated;
+        if (r.bitmaps)
+            j["bitmaps"] = *r.bitmaps;
+        std::printf("%s\n", qemu_json(j).c_str());
+    } else {
+        std::printf("required size: %llu\n", static_cast<unsigned long long>(r.required));
+        std::printf("fully allocated size: %llu\n", static_cast<unsigned long long>(r.fully_allocated));
+        if (r.bitmaps)
+            std::printf("bitmaps size: %llu\n", static_cast<unsigned long long>(*r.bitmaps));
+    }
+    return 0;
+}
+
+} // namespace vmstor::img

@@ -1,0 +1,276 @@
+// create, resize, convert and compare.
+#include "cli.hpp"
+#include "common/error.hpp"
+
+#include <cstdio>
+#include <fmt/format.h>
+#include <getopt.h>
+#include <string>
+
+namespace vmstor::img {
+
+namespace {
+
+void print_formatting(const std::string& path, const qcow2::CreateOptions& o, const std::string& size_text,
+                      const std::vector<std::pair<std::string, std::string>>& given) {
+    auto was_given = [&](const char* key) {
+        for (const auto& [k, v] : given)
+            if (k == key)
+                return true;
+        return false;
+    };
+    std::string line = fmt::format("Formatting '{}', fmt={}", path, qcow2::format_name(o.format));
+    if (o.format == qcow2::ImageFormat::Qcow2) {
+        line += fmt::format(" cluster_size={} extended_l2={}", o.cluster_size, o.extended_l2 ? "on" : "off");
+        if (was_given("preallocation"))
+            line += fmt::format(
+                " preallocation={}", given.back().first == "" ? "" : [&] {
+                    for (const auto& [k, v] : given)
+                        if (k == "preallocation")
+                            return v;
+                    return std::string();
+                }());
+        line += fmt::format(" compression_type={} size={}",
+                            o.compression_type == qcow2::CompressionType::Zstd ? "zstd" : "zlib", size_text);
+        if (o.backing_file)
+            line += fmt::format(" backing_file={} backing_fmt={}", *o.backing_file,
+                                o.backing_format.value_or(""));
+        if (was_given("compat"))
+            line += fmt::format(" compat={}", o.version == 2 ? "0.10" : "1.1");
+        line += fmt::format(" lazy_refcounts={} refcount_bits={}", o.lazy_refcounts ? "on" : "off",
+                            o.refcount_bits);
+    } else {
+        if (was_given("preallocation"))
+            for (const auto& [k, v] : given)
+                if (k == "preallocation")
+                    line += " preallocation=" + v;
+        line += " size=" + size_text;
+    }
+    std::printf("%s\n", line.c_str());
+}
+
+} // namespace
+
+int cmd_create(int argc, char** argv) {
+    std::string format = "raw";
+    std::vector<std::pair<std::string, std::string>> given;
+    std::optional<std::string> backing, backing_format;
+    bool quiet = false;
+    optind = 1;
+    for (int c; (c = getopt(argc, argv, "F:b:f:ho:qu")) != -1;) {
+        switch (c) {
+        case 'f':
+            format = optarg;
+            break;
+        case 'o':
+            for (auto& kv : parse_option_list(optarg))
+                given.push_back(kv);
+            break;
+        case 'b':
+            backing = optarg;
+            break;
+        case 'F':
+            backing_format = optarg;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'u':
+            break;
+        default:
+            throw Error(ErrorCode::InvalidArgument,
+                        "usage: vmstor-img create [-f fmt] [-o options] [-b backing -F fmt] FILE [SIZE]");
+        }
+    }
+    if (optind >= argc || argc - optind > 2)
+        throw Error(ErrorCode::InvalidArgument, "Expecting image file name");
+    const std::string path = argv[optind];
+    qcow2::CreateOptions o;
+    o.format = qcow2::parse_format(format);
+    for (const auto& [key, value] : given)
+        qcow2::set_create_option(o, key, value);
+    if (backing)
+        o.backing_file = backing;
+    if (backing_format)
+        o.backing_format = backing_format;
+    std::string size_text;
+    if (optind + 1 < argc) {
+        o.size = parse_size_argument(argv[optind + 1]);
+        size_text = std::to_string(o.size);
+    } else if (o.backing_file) {
+        if (!o.backing_format)
+            throw Error(ErrorCode::InvalidArgument, "Backing file specified without backing format");
+        auto base = open_image(qcow2::resolve_backing_path(path, *o.backing_file), o.backing_format, false);
+        o.size = base->virtual_size();
+        size_text = std::to_string(o.size);
+    } else {
+        bool has_size = false;
+        for (const auto& [k, v] : given)
+            has_size |= k == "size";
+        if (!has_size)
+            throw Error(ErrorCode::InvalidArgument, "Image creation needs a size parameter");
+        size_text = std::to_string(o.size);
+    }
+    if (!quiet)
+        print_formatting(path, o, size_text, given);
+    std::fflush(stdout);
+    qcow2::create_image(path, o);
+    return 0;
+}
+
+int cmd_resize(int argc, char** argv) {
+    if (argc < 3)
+        throw Error(ErrorCode::InvalidArgument, "usage: vmstor-img resize [--shrink] [-f fmt] FILE [+-]SIZE");
+    // The size goes first: "-1G" must not reach getopt as an option.
+    const std::string size_text = argv[argc - 1];
+    --argc;
+    std::optional<std::string> format;
+    bool shrink = false, quiet = false;
+    static const option long_options[] = {{"shrink", no_argument, nullptr, 's'},
+                                          {"format", required_argument, nullptr, 'f'},
+                                          {nullptr, 0, nullptr, 0}};
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "f:hqU", long_options, nullptr)) != -1;) {
+        if (c == 'f')
+            format = optarg;
+        else if (c == 's')
+            shrink = true;
+        else if (c == 'q')
+            quiet = true;
+        else
+            throw Error(ErrorCode::InvalidArgument,
+                        "usage: vmstor-img resize [--shrink] [-f fmt] FILE [+-]SIZE");
+    }
+    if (optind != argc - 1)
+        throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
+    auto image = open_image(argv[optind], format, false, true);
+    std::uint64_t new_size;
+    if (size_text.starts_with("+")) {
+        new_size = image->virtual_size() + parse_size_argument(size_text.substr(1));
+    } else if (size_text.starts_with("-")) {
+        const std::uint64_t delta = parse_size_argument(size_text.substr(1));
+        if (delta > image->virtual_size())
+            throw Error(ErrorCode::InvalidArgument, "New image size must be positive");
+        new_size = image->virtual_size() - delta;
+    } else {
+        new_size = parse_size_argument(size_text);
+    }
+    image->resize(new_size, shrink);
+    image->flush();
+    if (!quiet)
+        std::printf("Image resized.\n");
+    return 0;
+}
+
+int cmd_convert(int argc, char** argv) {
+    std::optional<std::string> format;
+    std::string target_format = "raw";
+    std::vector<std::pair<std::string, std::string>> given;
+    qcow2::ConvertOptions options;
+    bool progress = false;
+    optind = 1;
+    for (int c; (c = getopt(argc, argv, "f:O:o:cpm:WqUnS:t:T:")) != -1;) {
+        switch (c) {
+        case 'f':
+            format = optarg;
+            break;
+        case 'O':
+            target_format = optarg;
+            break;
+        case 'o':
+            for (auto& kv : parse_option_list(optarg))
+                given.push_back(kv);
+            break;
+        case 'c':
+            options.compress = true;
+            break;
+        case 'p':
+            progress = true;
+            break;
+        case 'm': {
+            const int n = std::atoi(optarg);
+            if (n < 1 || n > 16)
+                throw Error(ErrorCode::InvalidArgument,
+                            "Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
+            options.threads = static_cast<unsigned>(n);
+            break;
+        }
+        case 'n':
+            throw Error(ErrorCode::NotSupported, "convert -n (an existing target) is not supported");
+        case 'W':
+        case 'q':
+        case 'U':
+        case 'S':
+        case 't':
+        case 'T':
+            break;
+        default:
+            throw Error(ErrorCode::InvalidArgument,
+                        "usage: vmstor-img convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] SRC DST");
+        }
+    }
+    if (argc - optind != 2)
+        throw Error(ErrorCode::InvalidArgument, "Expecting one source and one target file name");
+    options.target.format = qcow2::parse_format(target_format);
+    for (const auto& [key, value] : given)
+        qcow2::set_create_option(options.target, key, value);
+    if (options.target.backing_file)
+        throw Error(ErrorCode::NotSupported, "convert with a backing file for the target is not supported");
+    auto source = open_image(argv[optind], format, true);
+    if (progress) {
+        options.progress = [last = -1.0](double percent) mutable {
+            if (percent - last >= 1.0 || percent >= 100.0) {
+                std::printf("    (%.2f/100%%)\r", percent);
+                std::fflush(stdout);
+                last = percent;
+            }
+        };
+    }
+    qcow2::convert_image(*source, argv[optind + 1], options);
+    if (progress)
+        std::printf("    (100.00/100%%)\n");
+    return 0;
+}
+
+int cmd_compare(int argc, char** argv) {
+    std::optional<std::string> format_a, format_b;
+    bool strict = false, quiet = false, progress = false;
+    optind = 1;
+    for (int c; (c = getopt(argc, argv, "f:F:spqU")) != -1;) {
+        if (c == 'f')
+            format_a = optarg;
+        else if (c == 'F')
+            format_b = optarg;
+        else if (c == 's')
+            strict = true;
+        else if (c == 'q')
+            quiet = true;
+        else if (c == 'p')
+            progress = true;
+        else if (c != 'U')
+            throw Error(ErrorCode::InvalidArgument, "usage: vmstor-img compare [-f fmt] [-F fmt] [-s] A B");
+    }
+    if (argc - optind != 2)
+        throw Error(ErrorCode::InvalidArgument, "Expecting two image file names");
+    if (!format_b)
+        format_b = format_a;
+    auto a = open_image(argv[optind], format_a, true);
+    auto b = open_image(argv[optind + 1], format_b, true);
+    if (strict && a->virtual_size() != b->virtual_size()) {
+        if (!quiet)
+            std::printf("Strict mode: Image size mismatch!\n");
+        return 1;
+    }
+    (void)progress;
+    qcow2::CompareResult r = qcow2::compare_images(*a, *b);
+    if (!quiet) {
+        if (r.identical)
+            std::printf("Images are identical.\n");
+        else
+            std::printf("Content mismatch at offset %llu!\n",
+                        static_cast<unsigned long long>(r.mismatch_offset));
+    }
+    return r.identical ? 0 : 1;
+}
+
+} // namespace vmstor::img
