@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""vmstor-img info --output=json equals qemu-img's on every field both report, for every corpus image
+that qemu-img can open; the fields every image has must be there."""
+import unittest
+
+import difftest as dt
+
+# Fields qemu-img reports that vmstor-img must report too (when qemu-img has them for that image).
+REQUIRED = [
+    "virtual-size", "filename", "format", "actual-size", "dirty-flag", "cluster-size",
+    "backing-filename", "backing-filename-format", "full-backing-filename", "snapshots",
+    "format-specific.type", "format-specific.data.compat", "format-specific.data.refcount-bits",
+    "format-specific.data.lazy-refcounts", "format-specific.data.corrupt",
+    "format-specific.data.extended-l2", "format-specific.data.compression-type",
+]
+
+
+def compare_info(case, args, label):
+    expected_run = dt.qemu("info", "--output=json", *args)
+    actual_run = dt.vmstor("info", "--output=json", *args)
+    dt.assert_no_signal(case, actual_run, f"vmstor-img info {label}")
+    case.assertEqual(actual_run.returncode, expected_run.returncode,
+                     f"vmstor-img info {label}: {dt.describe(actual_run)}; qemu-img: {dt.describe(expected_run)}")
+    if expected_run.returncode != 0:
+        return
+    expected = dt.load_json(case, expected_run, "qemu-img info")
+    actual = dt.load_json(case, actual_run, f"vmstor-img info {label}")
+    pairs = list(zip(expected, actual)) if isinstance(expected, list) else [(expected, actual)]
+    if isinstance(expected, list):
+        case.assertIsInstance(actual, list, "--backing-chain must give a list")
+        case.assertEqual(len(actual), len(expected), "length of the backing chain")
+    problems = []
+    for index, (e, a) in enumerate(pairs):
+        missing = dt.missing_fields(e, a, REQUIRED)
+        problems += [f"  [{index}] {field}: missing (qemu-img: reported)" for field in missing]
+        problems += dt.json_diff(e, a, f"[{index}]", shared_only=True)
+    if problems:
+        case.fail(f"vmstor-img info {label} differs from qemu-img:\n" + "\n".join(problems))
+
+
+class InfoTest(unittest.TestCase):
+    def check_image(self, image):
+        compare_info(self, ["-f", image["format"], image["file"]], image["name"])
+
+
+class InfoBackingChainTest(unittest.TestCase):
+    def check_image(self, image):
+        compare_info(self, ["--backing-chain", "-f", image["format"], image["file"]], image["name"])
+
+
+def openable(image):
+    return image["kind"] != "hostile" or image["qemu"]["info_rc"] == 0
+
+
+dt.add_cases(InfoTest, "info", dt.images(where=lambda i: openable(i) and "policy" not in i), InfoTest.check_image)
+dt.add_cases(InfoBackingChainTest, "info_backing_chain",
+             dt.images(kind="good", where=lambda i: "chain_length" in i["features"]),
+             InfoBackingChainTest.check_image)
+
+if __name__ == "__main__":
+    dt.main()

@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+"""vmstor-img check -r leaks and -r all repair damaged images as qemu-img does: the same exit code,
+the same counts in --output=json, and afterwards qemu-img check gives the verdict it gave after its
+own repair (clean when qemu-img could clean it)."""
+import unittest
+
+import difftest as dt
+
+# The counts a repair reports; compared when both tools print them.
+REQUIRED = ["corruptions-fixed", "leaks-fixed", "corruptions", "leaks", "check-errors"]
+
+
+class RepairTest(dt.ScratchCase):
+    def repair(self, image, mode):
+        expected = image["qemu"]["repair"][mode]
+        copy = self.copy_image(image)
+        result = dt.vmstor("check", "-f", "qcow2", "-r", mode, "--output=json", copy)
+        what = f"vmstor-img check -r {mode} {image['name']}"
+        dt.assert_no_signal(self, result, what)
+        self.assertEqual(result.returncode, expected["rc"],
+                         f"{what}: {dt.describe(result)}; qemu-img exited {expected['rc']}")
+        if expected["result"] is not None and result.stdout.strip():
+            actual = dt.load_json(self, result, what)
+            problems = [f"  {f}: missing" for f in dt.missing_fields(expected["result"], actual, REQUIRED)]
+            problems += dt.json_diff({k: v for k, v in expected["result"].items() if k != "filename"},
+                                     actual, shared_only=True)
+            if problems:
+                self.fail(f"{what} reports differently from qemu-img:\n" + "\n".join(problems))
+        after = dt.qemu("check", "-f", "qcow2", copy)
+        self.assertEqual(after.returncode, expected["after_rc"],
+                         f"qemu-img check after {what}: {dt.describe(after)} "
+                         f"(after qemu-img's own repair it exited {expected['after_rc']})\n"
+                         + after.stdout.decode(errors="replace")[:1500])
+
+    def repair_leaks(self, image):
+        self.repair(image, "leaks")
+
+    def repair_all(self, image):
+        self.repair(image, "all")
+
+
+damaged = dt.images(kind="damaged")
+dt.add_cases(RepairTest, "repair_leaks", damaged, RepairTest.repair_leaks)
+dt.add_cases(RepairTest, "repair_all", damaged, RepairTest.repair_all)
+
+if __name__ == "__main__":
+    dt.main()
