@@ -35,7 +35,6 @@ class Qcow2Checker {
     std::uint64_t file_clusters_ = 0;
     std::vector<std::uint16_t> refs_; // 0xffff means: look in big_refs_
     std::unordered_map<std::uint64_t, std::uint64_t> big_refs_;
-    std::uint64_t next_contiguous_ = 0;
     bool needs_rebuild_ = false;
 };
 
@@ -77,6 +76,7 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
     img_.file_.read_exact(l2_offset, table, "L2 table");
     const std::uint32_t entry_size = h_.l2_entry_size();
     const unsigned x = 62 - (h_.cluster_bits - 8);
+    std::uint64_t next_contiguous = 0; // fragmentation is counted within one L2 table, as qemu-img does
     for (std::uint64_t i = 0; i < h_.l2_entries(); ++i) {
         const std::uint64_t entry = load_be64(&table[i * entry_size]);
         const std::uint64_t bitmap = h_.extended_l2() ? load_be64(&table[i * entry_size + 8]) : 0;
@@ -92,6 +92,7 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
             if (active) {
                 ++result_.allocated_clusters;
                 ++result_.compressed_clusters;
+                ++result_.fragmented_clusters; // compressed clusters are fragmented by nature
             }
             continue;
         }
@@ -106,9 +107,9 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
         }
         if (active) {
             ++result_.allocated_clusters;
-            if (next_contiguous_ != 0 && host != next_contiguous_)
+            if (next_contiguous != 0 && host != next_contiguous)
                 ++result_.fragmented_clusters;
-            next_contiguous_ = host + cluster;
+            next_contiguous = host + cluster;
         }
         count(host, cluster);
     }

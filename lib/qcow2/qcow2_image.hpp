@@ -96,6 +96,8 @@ class Qcow2Image final : public Image {
     MappedExtent map_extent(std::uint64_t guest_offset, std::uint64_t max_length);
     void check_data_access() const;
     void check_range(std::uint64_t offset, std::uint64_t length) const;
+    bool metadata_preallocated();
+    void refine_with_file_holes(BlockStatus& status) const;
     void read_cluster_range(std::uint64_t guest_offset, std::span<std::byte> out);
     void write_subclusters(std::uint64_t guest_cluster, std::uint64_t in_cluster,
                            std::span<const std::byte> data);
@@ -149,6 +151,7 @@ class Qcow2Image final : public Image {
     std::unique_ptr<MetadataCache> refcount_cache_;
     std::unique_ptr<Image> backing_;
     std::uint64_t free_cluster_hint_ = 0;
+    std::optional<bool> metadata_preallocation_;
     CompressionType compression_ = CompressionType::Zlib;
     // The last decompressed cluster, since sequential reads hit the same one many times.
     std::uint64_t decompressed_entry_ = 0;

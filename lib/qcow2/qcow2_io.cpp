@@ -148,6 +148,8 @@ BlockStatus Qcow2Image::block_status(std::uint64_t offset, std::uint64_t length)
     case ClusterKind::Normal:
         s.allocated = s.data = true;
         s.host_offset = m.host;
+        if (metadata_preallocated())
+            refine_with_file_holes(s);
         break;
     case ClusterKind::Compressed:
         s.allocated = s.data = s.compressed = true;
@@ -165,6 +167,36 @@ BlockStatus Qcow2Image::block_status(std::uint64_t offset, std::uint64_t length)
         break;
     }
     return s;
+}
+
+bool Qcow2Image::metadata_preallocated() {
+    // As QEMU decides: many more clusters are counted than the file system really holds.
+    if (!metadata_preallocation_) {
+        const std::uint64_t cluster = header_.cluster_size();
+        const std::uint64_t real_clusters = file_.allocated_bytes() / cluster;
+        const std::uint64_t threshold = std::max(real_clusters * 10 / 9, real_clusters + 2);
+        const std::uint64_t end = (file_.size() + cluster - 1) / cluster;
+        std::uint64_t counted = 0;
+        for (std::uint64_t c = 0; c < end && counted < threshold; ++c)
+            counted += get_refcount(c) != 0;
+        metadata_preallocation_ = counted >= threshold;
+    }
+    return *metadata_preallocation_;
+}
+
+void Qcow2Image::refine_with_file_holes(BlockStatus& s) const {
+    const std::uint64_t host = *s.host_offset;
+    if (host >= file_.size()) {
+        s.zero = true;
+        return;
+    }
+    const std::uint64_t data = file_.next_data(host);
+    if (data > host) {
+        s.zero = true;
+        s.length = std::min(s.length, data - host);
+    } else {
+        s.length = std::min(s.length, file_.next_hole(host) - host);
+    }
 }
 
 // --- writes ---
