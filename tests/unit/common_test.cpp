@@ -29,11 +29,13 @@ TEST_CASE("validate_name accepts ordinary names") {
 
 TEST_CASE("validate_name refuses empty, long, slash, dot-dot, NUL and control characters") {
     CHECK(code_of([] { vmstor::validate_name("pool", ""); }) == ErrorCode::InvalidArgument);
-    CHECK(code_of([] { vmstor::validate_name("pool", std::string(256, 'a')); }) == ErrorCode::InvalidArgument);
+    CHECK(code_of([] { vmstor::validate_name("pool", std::string(256, 'a')); }) ==
+          ErrorCode::InvalidArgument);
     CHECK(code_of([] { vmstor::validate_name("pool", "a/b"); }) == ErrorCode::InvalidArgument);
     CHECK(code_of([] { vmstor::validate_name("pool", ".."); }) == ErrorCode::InvalidArgument);
     CHECK(code_of([] { vmstor::validate_name("pool", "."); }) == ErrorCode::InvalidArgument);
-    CHECK(code_of([] { vmstor::validate_name("pool", std::string("a\0b", 3)); }) == ErrorCode::InvalidArgument);
+    CHECK(code_of([] { vmstor::validate_name("pool", std::string("a\0b", 3)); }) ==
+          ErrorCode::InvalidArgument);
     CHECK(code_of([] { vmstor::validate_name("pool", "a\nb"); }) == ErrorCode::InvalidArgument);
     CHECK(code_of([] { vmstor::validate_name("pool", "a\x7f"); }) == ErrorCode::InvalidArgument);
 }
