@@ -39,6 +39,11 @@ MiB = 1024 * 1024
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 
 
+def sv(mapping=None, **values):
+    """An a{sv} argument: option and definition dictionaries (a plain dict would be sent as a{ss})."""
+    return dbus.Dictionary({**(mapping or {}), **values}, signature="sv")
+
+
 def encode_segment(name):
     """An object path segment the way sd_bus_path_encode makes it."""
     if not name:
@@ -219,7 +224,7 @@ class IntegrationTest(unittest.TestCase):
         return unwrap(self.interface(path, PROPERTIES).GetAll(interface))
 
     def set_property(self, path, interface, name, value):
-        self.interface(path, PROPERTIES).Set(interface, name, value)
+        self.interface(path, PROPERTIES).Set(interface, name, value, signature="ssv")
 
     def managed_objects(self):
         return unwrap(self.interface(ROOT, OBJECT_MANAGER).GetManagedObjects())
@@ -228,8 +233,7 @@ class IntegrationTest(unittest.TestCase):
     def create_pool(cls, name, **options):
         """A dir pool under the account's pools directory, made with CreatePool; returns its target."""
         target = os.path.join(cls.env.pools_dir, name)
-        path = cls.manager().CreatePool(name, "dir", {"target.path": target},
-                                        dbus.Dictionary(options, signature="sv"))
+        path = cls.manager().CreatePool(name, "dir", sv({"target.path": target}), sv(options))
         if str(path) != pool_path(name):
             raise AssertionError(f"CreatePool answered {path}, not {pool_path(name)}")
         return target

@@ -7,7 +7,7 @@ import subprocess
 
 import dbus
 
-from harness import EVENT_TIMEOUT, MANAGER, POOL, ROOT, IntegrationTest, main, pool_path
+from harness import EVENT_TIMEOUT, MANAGER, POOL, ROOT, IntegrationTest, main, pool_path, sv
 
 
 class PoolTests(IntegrationTest):
@@ -45,9 +45,9 @@ class PoolTests(IntegrationTest):
         self.assertEqual(xml.findtext("target/path"), target)
 
         pool = self.pool("made-on-dbus")
-        pool.Stop(dbus.Dictionary({}, signature="sv"))
+        pool.Stop(sv())
         self.assertEqual(self.virsh_pool_info("made-on-dbus")["State"], "inactive")
-        pool.Undefine(dbus.Dictionary({}, signature="sv"))
+        pool.Undefine(sv())
         self.assertNotIn("made-on-dbus", self.virsh_pools())
         self.assertIsNotNone(self.signals.wait_removed(pool_path("made-on-dbus"), POOL))
 
@@ -57,12 +57,12 @@ class PoolTests(IntegrationTest):
         self.assertEqual((info["State"], info["Autostart"]), ("inactive", "no"))
         props = self.properties(pool_path("only-defined"), POOL)
         self.assertEqual((props["State"], props["Active"], props["Autostart"]), ("inactive", False, False))
-        self.pool("only-defined").Undefine(dbus.Dictionary({}, signature="sv"))
+        self.pool("only-defined").Undefine(sv())
 
     def assert_create_pool_rolls_back(self, name, target, options):
         before = self.libvirt_state()
         with self.assertRaises(dbus.exceptions.DBusException) as raised:
-            self.manager().CreatePool(name, "dir", {"target.path": target}, dbus.Dictionary(options, signature="sv"))
+            self.manager().CreatePool(name, "dir", sv({"target.path": target}), sv(options))
         self.assertIn(raised.exception.get_dbus_name(),
                       ["org.vmstor.Storage1.Error.LibvirtError", "org.vmstor.Storage1.Error.Failed"])
         self.assertIn(name, raised.exception.get_dbus_message())
@@ -83,7 +83,7 @@ class PoolTests(IntegrationTest):
         target = self.create_pool("described")
         path = pool_path("described")
         pool = self.pool("described")
-        pool.Refresh(dbus.Dictionary({}, signature="sv"))
+        pool.Refresh(sv())
         props = self.properties(path, POOL)
         info = self.virsh_pool_info("described")
         xml = self.virsh_xml("pool-dumpxml", "described")
@@ -99,7 +99,7 @@ class PoolTests(IntegrationTest):
         self.assertEqual(props["Available"], int(info["Available"]))
         self.assertEqual(props["TargetPath"], xml.findtext("target/path"))
         self.assertEqual(props["TargetPath"], target)
-        self.assertIn("<name>described</name>", pool.GetXML(dbus.Dictionary({}, signature="sv")))
+        self.assertIn("<name>described</name>", pool.GetXML(sv()))
 
     def test_autostart_set_on_dbus_reaches_libvirt_and_emits_properties_changed(self):
         self.create_pool("autostarted", autostart=False)
@@ -123,12 +123,37 @@ class PoolTests(IntegrationTest):
         subprocess.run(["dd", "if=/dev/urandom", f"of={target}/written-behind", "bs=1M", "count=8",
                         "status=none", "conv=fsync"], check=True)
         self.signals.clear()
-        self.pool("refreshed").Refresh(dbus.Dictionary({}, signature="sv"))
+        self.pool("refreshed").Refresh(sv())
         self.assertIsNotNone(self.signals.wait_changed(path, POOL, "Allocation"),
                              "no PropertiesChanged for Allocation after Refresh")
         after = self.properties(path, POOL)
         self.assertEqual(after["Allocation"], int(self.virsh_pool_info("refreshed")["Allocation"]))
         self.assertNotEqual(after["Allocation"], before)
+
+    def test_define_pool_xml_then_start_stop_delete_undefine(self):
+        target = os.path.join(self.env.pools_dir, "from-xml")
+        xml = f"<pool type='dir'><name>from-xml</name><target><path>{target}</path></target></pool>"
+        path = self.manager().DefinePoolXML(xml, sv())
+        self.assertEqual(str(path), pool_path("from-xml"))
+        self.assertEqual(self.virsh_pool_info("from-xml")["State"], "inactive")
+        pool = self.pool("from-xml")
+        os.makedirs(target)
+        os.chown(target, self.env.user.pw_uid, self.env.user.pw_gid)
+        pool.Start(sv())
+        self.assertEqual(self.virsh_pool_info("from-xml")["State"], "running")
+        self.assertIsNotNone(self.signals.wait_for(
+            lambda e: e[0] == "changed" and e[1] == path and e[3].get("State") == "running", EVENT_TIMEOUT))
+        pool.Stop(sv())
+        self.assertEqual(self.virsh_pool_info("from-xml")["State"], "inactive")
+        pool.Delete(sv())
+        self.assertFalse(os.path.exists(target), "Delete left the pool's directory")
+        pool.Undefine(sv())
+        self.assertNotIn("from-xml", self.virsh_pools())
+
+    def test_pool_capabilities_name_the_dir_type(self):
+        capabilities = self.manager().GetPoolCapabilities(sv())
+        self.assertIn("dir", capabilities)
+        self.assertTrue(capabilities["dir"]["supported"])
 
     def test_manager_properties(self):
         props = self.properties(ROOT, MANAGER)

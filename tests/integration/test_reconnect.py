@@ -7,9 +7,8 @@ import time
 
 import dbus
 
-from harness import MANAGER, POOL, ROOT, VOLUME, IntegrationTest, MiB, main, pool_path, pump, volume_path
+from harness import MANAGER, POOL, ROOT, VOLUME, IntegrationTest, MiB, main, pool_path, pump, volume_path, sv
 
-NO_OPTIONS = dbus.Dictionary({}, signature="sv")
 DISCONNECT_TIMEOUT = 10.0  # seconds for vmstord to notice that libvirtd is gone
 RECONNECT_TIMEOUT = 30.0  # seconds for vmstord's backoff to find libvirtd again
 
@@ -25,7 +24,7 @@ class ReconnectTests(IntegrationTest):
 
     def test_libvirtd_restart(self):
         target = self.create_pool("kept")
-        self.pool("kept").CreateVolume("kept.qcow2", dbus.UInt64(16 * MiB), NO_OPTIONS)
+        self.pool("kept").CreateVolume("kept.qcow2", dbus.UInt64(16 * MiB), sv())
         self.wait_object(volume_path("kept", "kept.qcow2"), VOLUME)
         before = self.managed_objects()
         self.assertTrue(self.properties(ROOT, MANAGER)["Connected"])
@@ -55,8 +54,8 @@ class ReconnectTests(IntegrationTest):
         self.assertIsNotNone(self.signals.wait_added(pool_path("after-restart"), POOL),
                              "a pool defined after the reconnection did not appear")
         # And calls reach the new libvirtd.
-        self.pool("kept").Refresh(NO_OPTIONS)
-        self.volume("kept", "kept.qcow2").Resize(dbus.UInt64(32 * MiB), NO_OPTIONS)
+        self.pool("kept").Refresh(sv())
+        self.volume("kept", "kept.qcow2").Resize(dbus.UInt64(32 * MiB), sv())
         self.assertEqual(self.qemu_img_info(os.path.join(target, "kept.qcow2"))["virtual-size"], 32 * MiB)
 
     def test_changes_made_while_libvirtd_was_down_are_caught_up(self):

@@ -6,9 +6,8 @@ import os
 
 import dbus
 
-from harness import EVENT_TIMEOUT, MiB, VOLUME, IntegrationTest, main, volume_path
+from harness import EVENT_TIMEOUT, MiB, VOLUME, IntegrationTest, main, volume_path, sv
 
-NO_OPTIONS = dbus.Dictionary({}, signature="sv")
 
 
 class VolumeTests(IntegrationTest):
@@ -17,7 +16,7 @@ class VolumeTests(IntegrationTest):
         cls.target = cls.create_pool("vols")
 
     def create_volume(self, name, capacity, **options):
-        path = self.pool("vols").CreateVolume(name, dbus.UInt64(capacity), dbus.Dictionary(options, signature="sv"))
+        path = self.pool("vols").CreateVolume(name, dbus.UInt64(capacity), sv(options))
         if "/job/" in path:  # a preallocated create may answer with a job: wait for the volume itself
             self.wait_object(volume_path("vols", name), VOLUME, timeout=60)
         else:
@@ -80,12 +79,12 @@ class VolumeTests(IntegrationTest):
         self.assertEqual(props["Capacity"], int(xml.findtext("capacity")))
         self.assertEqual(props["Allocation"], int(xml.findtext("allocation")))
         self.assertEqual(props["Pool"], "/org/vmstor/Storage1/pool/vols")
-        self.assertEqual(str(self.manager().LookupVolumeByPath(props["Path"], NO_OPTIONS)), path)
+        self.assertEqual(str(self.manager().LookupVolumeByPath(props["Path"], sv())), path)
 
     def test_resize_grows_and_emits_properties_changed(self):
         path = self.create_volume("growing.qcow2", 16 * MiB)
         self.signals.clear()
-        self.volume("vols", "growing.qcow2").Resize(dbus.UInt64(48 * MiB), NO_OPTIONS)
+        self.volume("vols", "growing.qcow2").Resize(dbus.UInt64(48 * MiB), sv())
         self.assertEqual(self.qemu_img_info(self.properties(path, VOLUME)["Path"])["virtual-size"], 48 * MiB)
         changed = self.signals.wait_changed(path, VOLUME, "Capacity")
         self.assertIsNotNone(changed, "no PropertiesChanged for Capacity after Resize")
@@ -96,17 +95,17 @@ class VolumeTests(IntegrationTest):
     def test_resize_refuses_to_shrink_without_the_shrink_option(self):
         path = self.create_volume("shrinking.img", 32 * MiB, format="raw")
         self.assertDBusError("InvalidArgument", self.volume("vols", "shrinking.img").Resize, dbus.UInt64(16 * MiB),
-                             NO_OPTIONS, mentions=["shrink"])
+                             sv(), mentions=["shrink"])
         self.assertEqual(self.qemu_img_info(self.properties(path, VOLUME)["Path"])["virtual-size"], 32 * MiB)
         self.volume("vols", "shrinking.img").Resize(dbus.UInt64(16 * MiB),
-                                                    dbus.Dictionary({"shrink": True}, signature="sv"))
+                                                    sv({"shrink": True}))
         self.assertEqual(self.qemu_img_info(self.properties(path, VOLUME)["Path"])["virtual-size"], 16 * MiB)
 
     def test_delete_removes_the_file_and_the_object(self):
         path = self.create_volume("doomed.qcow2", 16 * MiB)
         file = self.properties(path, VOLUME)["Path"]
         self.signals.clear()
-        self.volume("vols", "doomed.qcow2").Delete(NO_OPTIONS)
+        self.volume("vols", "doomed.qcow2").Delete(sv())
         self.assertFalse(os.path.exists(file))
         self.assertNotIn("doomed.qcow2", self.virsh_volumes("vols"))
         self.assertIsNotNone(self.signals.wait_removed(path, VOLUME), "no InterfacesRemoved after Delete")
