@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""vmstor-img against qemu-img on the same files, in one run: time, speed ratio and peak memory.
+
+usage: qcow2_bench.py [--vmstor-img PATH] [--size GiB] [--quick] [--dir DIR] [--keep]
+
+Operations (the issue's speed goals in brackets):
+  convert raw->qcow2 and qcow2->raw of an image half filled with random, text-like and zero data,
+      beside `cp --sparse=always` of the same raw file        [>= 1.0x qemu-img, >= 0.8x cp]
+  convert -c with zstd and zlib, against qemu-img convert -c at its best -m (1, 2, 4, 8; then -W)
+                                                               [>= 1.5x qemu-img]
+  check of a preallocation=metadata image (1 TiB)              [<= 0.5x qemu-img's time]
+  info and map of an image with 50 % of its clusters allocated at random (64 GiB)   [not slower]
+Peak memory is each command's maximum resident set (GNU time's %M); goal: no more than qemu-img.
+A vmstor-img subcommand that fails is reported as "n/a (vmstor-img: <its error>)" and the run goes on.
+"""
+import argparse
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+GiB, MiB, KiB = 1 << 30, 1 << 20, 1 << 10
+
+
+class Result:
+    def __init__(self, seconds, peak_kib, error=None):
+        self.seconds, self.peak_kib, self.error = seconds, peak_kib, error
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def measure(args, stdout=subprocess.DEVNULL):
+    """Runs one command; returns its wall time and peak RSS, or the first line of its error.
+
+    Peak RSS comes from GNU time's %M: a child forked straight from this Python process would
+    report Python's own resident set as its peak (Linux keeps the high-water mark across exec)."""
+    report = tempfile.NamedTemporaryFile(prefix="vmstor-bench-rss-", mode="r")
+    wrapper = [GNU_TIME, "-f", "%M", "-o", report.name] if os.path.exists(GNU_TIME) else []
+    started = time.monotonic()
+    try:
+        child = subprocess.run(wrapper + args, stdout=stdout, stderr=subprocess.PIPE)
+    except OSError as e:
+        return Result(None, None, str(e))
+    seconds = time.monotonic() - started
+    lines = report.read().split()
+    peak = int(lines[-1]) if wrapper and lines and lines[-1].isdigit() else None
+    if child.returncode != 0:
+        errors = [ln for ln in child.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        return Result(seconds, peak, errors[0] if errors else f"exit {child.returncode}")
+    return Result(seconds, peak)
+
+
+def drop_file(path):
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+# --- input files ------------------------------------------------------------------------------
+def make_mixed_raw(path, size):
+    """Half of the chunks hold data (random, text-like, random+text, written zeroes); half are holes."""
+    rng = random.Random(42)
+    words = [b"qcow2 ", b"cluster ", b"refcount ", b"vmstor ", b"snapshot ", b"backing\n", b"0x7f3a ", b"ERROR "]
+    chunk = 1 * MiB
+    text = b"".join(rng.choice(words) for _ in range(chunk // 4))[:chunk]
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for index in range(size // chunk):
+            kind = index % 8
+            if kind >= 4:
+                continue  # hole
+            f.seek(index * chunk)
+            if kind == 0:
+                f.write(rng.randbytes(chunk))
+            elif kind == 1:
+                shift = index % 1000  # vary the text so that no two chunks are equal
+                f.write(text[shift:] + text[:shift])
+            elif kind == 2:
+                f.write(rng.randbytes(chunk // 2) + text[: chunk // 2])
+            else:
+                f.write(bytes(chunk))
+
+
+def make_half_allocated(path, size, cluster=64 * KiB):
+    """preallocation=metadata, then every cluster discarded with probability 1/2 (through qemu-io)."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"preallocation=metadata,cluster_size={cluster}",
+                    path, str(size)], check=True)
+    rng = random.Random(7)
+    commands = "".join(f"discard {i * cluster} {cluster}\n" for i in range(size // cluster) if rng.random() < 0.5)
+    subprocess.run(["qemu-io", "-f", "qcow2", path], input=commands.encode(), stdout=subprocess.DEVNULL, check=True)
+
+
+# --- the table --------------------------------------------------------------------------------
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, operation, qemu, vmstor, baseline=None, goal=""):
+        self.rows.append((operation, qemu, vmstor, baseline, goal))
+        print(f"  done: {operation}", file=sys.stderr)
+
+    @staticmethod
+    def seconds(result):
+        return f"{result.seconds:.2f}" if result and result.error is None else "n/a"
+
+    @staticmethod
+    def peak(result):
+        return f"{result.peak_kib / 1024:.0f}" if result and result.error is None and result.peak_kib else "n/a"
+
+    def render(self):
+        header = ["operation", "qemu-img s", "vmstor-img s", "speed vs qemu-img", "cp --sparse s",
+                  "speed vs cp", "qemu-img MiB", "vmstor-img MiB", "memory ratio", "goal"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        notes = []
+        for operation, qemu, vmstor, baseline, goal in self.rows:
+            ok = vmstor.error is None and qemu.error is None
+            speed = f"{qemu.seconds / vmstor.seconds:.2f}x" if ok and vmstor.seconds else "n/a"
+            vs_cp = (f"{baseline.seconds / vmstor.seconds:.2f}x" if baseline and ok and vmstor.seconds
+                     else ("n/a" if baseline else ""))
+            memory = (f"{vmstor.peak_kib / qemu.peak_kib:.2f}" if ok and qemu.peak_kib else "n/a")
+            lines.append("| " + " | ".join([
+                operation, self.seconds(qemu), self.seconds(vmstor), speed,
+                self.seconds(baseline) if baseline else "", vs_cp, self.peak(qemu), self.peak(vmstor), memory, goal,
+            ]) + " |")
+            if vmstor.error is not None:
+                notes.append(f"{operation}: n/a (vmstor-img: {vmstor.error})")
+            if qemu.error is not None:
+                notes.append(f"{operation}: n/a (qemu-img: {qemu.error})")
+        return "\n".join(lines + [""] + notes)
+
+
+# --- the benchmarks ---------------------------------------------------------------------------
+def bench_convert(table, tools, work, size):
+    raw = os.path.join(work, "mixed.raw")
+    make_mixed_raw(raw, size)
+    out = {name: os.path.join(work, f"out-{name}") for name in ("qemu", "vmstor", "cp")}
+    label = f"{size // GiB} GiB" if size >= GiB else f"{size // MiB} MiB"
+
+    def one(tool, args, target):
+        drop_file(target)
+        subprocess.run(["sync"])
+        result = measure([tool, *args, target])
+        return result
+
+    cp = one("cp", ["--sparse=always", raw], out["cp"])
+    qemu = one(tools["qemu"], ["convert", "-f", "raw", "-O", "qcow2", raw], out["qemu"])
+    vmstor = one(tools["vmstor"], ["convert", "-f", "raw", "-O", "qcow2", raw], out["vmstor"])
+    table.add(f"convert raw->qcow2, {label} half full", qemu, vmstor, cp, ">=1.0x qemu, >=0.8x cp")
+    source = os.path.join(work, "mixed.qcow2")
+    os.replace(out["qemu"], source)  # the same qcow2 file is the input of both tools
+    qemu = one(tools["qemu"], ["convert", "-f", "qcow2", "-O", "raw", source], out["qemu"])
+    vmstor = one(tools["vmstor"], ["convert", "-f", "qcow2", "-O", "raw", source], out["vmstor"])
+    table.add(f"convert qcow2->raw, {label} half full", qemu, vmstor, cp, ">=1.0x qemu, >=0.8x cp")
+    for path in out.values():
+        drop_file(path)
+    return raw
+
+
+def bench_compress(table, tools, work, raw, quick):
+    target = os.path.join(work, "compressed.qcow2")
+    for ctype in ("zstd", "zlib"):
+        tries = [["-m", str(m)] for m in ((1, 2) if quick else (1, 2, 4, 8))]
+        best, best_args = None, None
+        for args in tries:
+            drop_file(target)
+            result = measure([tools["qemu"], "convert", "-c", *args, "-f", "raw", "-O", "qcow2",
+                              "-o", f"compression_type={ctype}", raw, target])
+            if result.error is None and (best is None or result.seconds < best.seconds):
+                best, best_args = result, args
+        if best_args is not None:
+            drop_file(target)
+            result = measure([tools["qemu"], "convert", "-c", *best_args, "-W", "-f", "raw", "-O", "qcow2",
+                              "-o", f"compression_type={ctype}", raw, target])
+            if result.error is None and result.seconds < best.seconds:
+                best, best_args = result, best_args + ["-W"]
+        if best is None:
+            best = Result(None, None, "every -m failed")
+        drop_file(target)
+        vmstor = measure([tools["vmstor"], "convert", "-c", "-f", "raw", "-O", "qcow2",
+                          "-o", f"compression_type={ctype}", raw, target])
+        drop_file(target)
+        table.add(f"convert -c {ctype} (qemu-img {' '.join(best_args or [])})", best, vmstor, None, ">=1.5x qemu")
+
+
+def bench_check(table, tools, work, size):
+    image = os.path.join(work, "prealloc.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", image, str(size)],
+                   check=True)
+    qemu = measure([tools["qemu"], "check", image])
+    vmstor = measure([tools["vmstor"], "check", image])
+    table.add(f"check, {size // GiB} GiB preallocation=metadata", qemu, vmstor, None, "<=0.5x qemu time")
+    drop_file(image)
+
+
+def bench_info_map(table, tools, work, size):
+    image = os.path.join(work, "half-allocated.qcow2")
+    make_half_allocated(image, size)
+    for command in (["info", "--output=json"], ["map", "--output=json"]):
+        qemu = measure([tools["qemu"], *command, image])
+        vmstor = measure([tools["vmstor"], *command, image])
+        table.add(f"{command[0]}, {size // GiB} GiB 50 % allocated", qemu, vmstor, None, "not slower")
+    drop_file(image)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vmstor-img", default=os.environ.get("VMSTOR_IMG", "vmstor-img"),
+                        help="the vmstor-img binary (default: $VMSTOR_IMG or vmstor-img on PATH)")
+    parser.add_argument("--size", type=float, default=None,
+                        help="GiB of the convert image (default 4; the check and map images scale with it)")
+    parser.add_argument("--quick", action="store_true", help="small images and fewer -m tries (about a minute)")
+    parser.add_argument("--dir", help="scratch directory (default: a new one under /var/tmp, removed at the end)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args()
+
+    size_gib = args.size if args.size is not None else (0.25 if args.quick else 4)
+    convert_size = int(size_gib * GiB) // MiB * MiB
+    scale = convert_size / (4 * GiB)
+    check_size = max(GiB, int(1024 * GiB * scale) // GiB * GiB)
+    map_size = max(GiB, int(64 * GiB * scale) // GiB * GiB)
+    tools = {"qemu": "qemu-img", "vmstor": shutil.which(args.vmstor_img) or args.vmstor_img}
+
+    work = args.dir or tempfile.mkdtemp(prefix="vmstor-bench-", dir="/var/tmp")
+    os.makedirs(work, exist_ok=True)
+    table = Table()
+    try:
+        raw = bench_convert(table, tools, work, convert_size)
+        bench_compress(table, tools, work, raw, args.quick)
+        drop_file(raw)
+        bench_check(table, tools, work, check_size)
+        bench_info_map(table, tools, work, map_size)
+    finally:
+        if not args.dir and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    qemu_version = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    print(f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} x {cpu}, {platform.system()} "
+          f"{platform.release()}, {qemu_version}")
+    print("speed ratio = qemu-img time / vmstor-img time (above 1 is faster); "
+          "memory ratio = vmstor-img peak / qemu-img peak (below 1 is less)\n")
+    print(table.render())
+
+
+if __name__ == "__main__":
+    main()
