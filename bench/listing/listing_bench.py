@@ -91,6 +91,13 @@ def vmrss_kib(pid):
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_volumes(bus, expected):
     deadline = time.monotonic() + SETTLE_TIMEOUT
     seen = -1
@@ -137,10 +144,14 @@ def main():
         env.start_vmstord(args.vmstord)
         bus = dbus.bus.BusConnection(env.bus_address)
         wait_for_volumes(bus, total)
+        cpu_before, client_before = cpu_seconds(env.vmstord_pid), time.process_time()
         own_time, objects = best_of(args.repeat, vmstord_listing, bus)
+        own_cpu = (cpu_seconds(env.vmstord_pid) - cpu_before) / args.repeat
+        client_cpu = (time.process_time() - client_before) / args.repeat
         pools = sum(1 for interfaces in objects.values() if POOL_INTERFACE in interfaces)
         print(f"vmstord       (GetManagedObjects): {own_time * 1000:9.1f} ms, best of {args.repeat}, "
               f"{pools} pools, {count_volumes(objects)} volumes")
+        print(f"  CPU per call: vmstord {own_cpu * 1000:.0f} ms, this python3-dbus client {client_cpu * 1000:.0f} ms")
         print(f"ratio: vmstord is {peer_time / own_time:.1f} times faster (goal: at least 20)")
         print(f"vmstord VmRSS with {total} volumes: {vmrss_kib(env.vmstord_pid) / 1024:.1f} MiB")
 
