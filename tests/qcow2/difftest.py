@@ -94,7 +94,7 @@ def image_path(image):
 
 
 # --- running the tools ------------------------------------------------------------------------
-def run(args, cwd=None, timeout=600):
+def run(args, cwd=None, timeout=120):
     return subprocess.run(args, cwd=cwd or corpus_dir(), capture_output=True, timeout=timeout)
 
 
