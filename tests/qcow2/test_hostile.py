@@ -92,6 +92,9 @@ class UnrecordedBackingFormatTest(dt.ScratchCase):
                          "vmstor-img convert must refuse an image whose backing file has no recorded format: "
                          + dt.describe(convert))
         dt.assert_one_line_error(self, convert, "vmstor-img convert")
+        mapped = dt.vmstor("map", "--output=json", "-f", "qcow2", image["file"], timeout=TIMEOUT)
+        dt.assert_no_signal(self, mapped, "vmstor-img map")
+        self.assertEqual(mapped.returncode, 1, "vmstor-img map must refuse it too: " + dt.describe(mapped))
 
 
 dt.add_cases(HostileTest, "hostile",

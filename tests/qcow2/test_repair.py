@@ -8,6 +8,8 @@ import difftest as dt
 
 # The counts a repair reports; compared when both tools print them.
 REQUIRED = ["corruptions-fixed", "leaks-fixed", "corruptions", "leaks", "check-errors"]
+# Where a repair puts rebuilt refcount structures is the tool's choice: the layout fields may differ.
+LAYOUT = {"filename", "image-end-offset", "fragmented-clusters"}
 
 
 class RepairTest(dt.ScratchCase):
@@ -22,7 +24,7 @@ class RepairTest(dt.ScratchCase):
         if expected["result"] is not None and result.stdout.strip():
             actual = dt.load_json(self, result, what)
             problems = [f"  {f}: missing" for f in dt.missing_fields(expected["result"], actual, REQUIRED)]
-            problems += dt.json_diff({k: v for k, v in expected["result"].items() if k != "filename"},
+            problems += dt.json_diff({k: v for k, v in expected["result"].items() if k not in LAYOUT},
                                      actual, shared_only=True)
             if problems:
                 self.fail(f"{what} reports differently from qemu-img:\n" + "\n".join(problems))
