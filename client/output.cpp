@@ -148,8 +148,12 @@ std::string display_value(std::string_view property, const nlohmann::json& value
         if (value.empty())
             return "-";
         std::vector<std::string> parts;
-        for (const auto& [key, item] : value.items())
-            parts.push_back(key + "=" + display_value(property, item));
+        for (const auto& [key, item] : value.items()) {
+            // A list inside a dictionary is bracketed so that its commas do not read as the next key.
+            bool bracket = item.is_array() && !item.empty();
+            auto shown = display_value(property, item);
+            parts.push_back(key + "=" + (bracket ? "[" + shown + "]" : shown));
+        }
         return join(parts, ", ");
     }
     return display_scalar(property, value);

@@ -61,7 +61,8 @@ void add_pool_create(CLI::App& app, CommandContext& context) {
     command->add_option("TYPE", args->type, "libvirt pool type (dir, fs, netfs, logical, disk, ...)")
         ->required();
     command->add_option("--target", args->request.target_path, "Target path (directory or device directory)");
-    command->add_option("--source-device", args->request.source_devices, "Source device (repeatable)");
+    command->add_option("--source-device", args->request.source_devices, "Source device (repeatable)")
+        ->allow_extra_args(false); // one device per --source-device, so positionals after it stay positionals
     command->add_option("--source-host", args->request.source_host, "Source host");
     command->add_option("--source-dir", args->request.source_dir, "Source directory on the host");
     command->add_option("--source-name", args->request.source_name, "Source name (e.g. volume group)");

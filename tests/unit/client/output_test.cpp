@@ -31,6 +31,9 @@ TEST_CASE("property values are shown in units people read") {
     CHECK(display_value("Overcommit", 0.125) == "12.5%");
     CHECK(display_value("Thresholds", nlohmann::json({{"critical", 0.95}, {"warning", 0.8}})) ==
           "critical=95%, warning=80%");
+    CHECK(display_value("Source", nlohmann::json({{"source.device", {"/dev/sdb", "/dev/sdc"}},
+                                                  {"source.name", "vg"}})) ==
+          "source.device=[/dev/sdb, /dev/sdc], source.name=vg");
     CHECK(display_value("UsedBy", nlohmann::json::array()) == "-");
     CHECK(display_value("UsedBy", nlohmann::json({"vm1", "vm2"})) == "vm1, vm2");
     CHECK(display_value("TargetPath", "") == "-");
