@@ -3,7 +3,6 @@
 #include "error_boundary.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
-#include "storage/image_lock.hpp"
 
 #include <fmt/format.h>
 
@@ -26,6 +25,7 @@ std::vector<std::string> changed_properties(const storage::VolumeState& a, const
     note(a.backing_chain != b.backing_chain, "BackingChain");
     note(a.encrypted != b.encrypted, "Encrypted");
     note(a.used_by != b.used_by, "UsedBy");
+    note(a.locked != b.locked, "Locked");
     return names;
 }
 
@@ -129,7 +129,7 @@ std::vector<std::string> VolumeObject::UsedBy() {
 }
 
 bool VolumeObject::Locked() {
-    return storage::image_locked_for_writing(state().path);
+    return state().locked;
 }
 
 } // namespace vmstor::daemon

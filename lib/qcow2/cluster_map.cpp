@@ -115,7 +115,7 @@ void Qcow2Image::prepare_l2_table(std::uint64_t guest_cluster) {
     // The new table and its refcount must be on disk before the L1 entry points at it.
     refcount_cache_->write_back();
     write_metadata(Metadata::ActiveL2, new_table, table);
-    file_.sync();
+    ordered_sync();
     l1_[l1_index] = new_table | oflag_copied;
     write_l1_entry(l1_index);
     if (old_table != 0)

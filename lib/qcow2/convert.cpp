@@ -200,6 +200,7 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
     open.format = create.format;
     open.writable = true;
     open.open_backing = false;
+    open.building = true;
     auto target = Image::open(target_path, open);
     Converter(source, *target, options).run();
 }

@@ -186,6 +186,7 @@ void create_image(const std::string& path, const CreateOptions& options) {
     open.format = ImageFormat::Qcow2;
     open.writable = true;
     open.open_backing = false;
+    open.building = true;
     auto image = std::make_unique<Qcow2Image>(path, open);
     if (o.size > 0)
         image->resize(o.size, false);

@@ -26,6 +26,9 @@ struct OpenOptions {
     bool open_backing = true;
     /// Refuse a backing file without a recorded format instead of probing it (untrusted images).
     bool require_backing_format = true;
+    /// The image is being built (create, convert) and nobody uses it yet: skip the syncs between
+    /// dependent metadata writes that only protect an image in use; flush() still syncs.
+    bool building = false;
     /// Upper bound of the L2 slice cache in bytes (QEMU's default maximum is 32 MiB).
     std::uint64_t l2_cache_max_bytes = 32ull << 20;
 };

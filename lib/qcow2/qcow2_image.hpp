@@ -134,8 +134,8 @@ class Qcow2Image final : public Image {
     void write_metadata(Metadata kind, std::uint64_t offset, std::span<const std::byte> data);
 
     // --- ordering ---
-    void write_back_refcounts();
-    void write_back_l2();
+    /// @brief A sync between dependent metadata writes (skipped while a new image is being built).
+    void ordered_sync();
 
     File file_;
     Header header_;

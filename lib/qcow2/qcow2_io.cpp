@@ -31,6 +31,14 @@ MappedExtent Qcow2Image::map_extent(std::uint64_t guest_offset, std::uint64_t ma
     const std::uint64_t l2_entries = header_.l2_entries();
 
     std::uint64_t gc = guest_offset >> bits;
+    const std::uint64_t l1_index = gc / l2_entries;
+    if (l1_index >= l1_.size() || (l1_[l1_index] & l1e_offset_mask) == 0) {
+        // No L2 table: the whole range it would map is unallocated.
+        MappedExtent m;
+        const std::uint64_t table_end = (l1_index + 1) * l2_entries * cluster;
+        m.length = std::min(table_end, guest_offset + max_length) - guest_offset;
+        return m;
+    }
     L2Entry e = get_l2_entry(gc);
     unsigned sc = static_cast<unsigned>((guest_offset & (cluster - 1)) / unit);
     MappedExtent m;

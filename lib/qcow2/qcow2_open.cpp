@@ -65,7 +65,7 @@ Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
             // An L2 slice may point at clusters just counted: their refcounts must be on disk first.
             if (!lazy_refcounts_ && refcount_cache_->has_dirty()) {
                 refcount_cache_->write_back();
-                file_.sync();
+                ordered_sync();
             }
             write_metadata(Metadata::ActiveL2, offset, data);
         });
@@ -199,12 +199,9 @@ void Qcow2Image::begin_write() {
     }
 }
 
-void Qcow2Image::write_back_refcounts() {
-    refcount_cache_->write_back();
-}
-
-void Qcow2Image::write_back_l2() {
-    l2_cache_->write_back();
+void Qcow2Image::ordered_sync() {
+    if (!options_.building)
+        file_.sync();
 }
 
 void Qcow2Image::flush() {

@@ -149,7 +149,7 @@ void Qcow2Image::ensure_refcount_block(std::uint64_t cluster_index) {
             refcount_cache_->fresh(candidate * cluster);
         }
         refcount_cache_->write_back();
-        file_.sync();
+        ordered_sync();
         refcount_table_[table_index] = candidate * cluster;
         write_refcount_table_entry(static_cast<std::size_t>(table_index));
         return;
@@ -196,7 +196,7 @@ void Qcow2Image::grow_refcount_table(std::uint64_t needed_cluster_index) {
         store_be<std::uint64_t>(&raw[i * 8], table[i]);
     const std::uint64_t table_offset = (start + blocks) * cluster;
     write_metadata(Metadata::Data, table_offset, raw);
-    file_.sync();
+    ordered_sync();
 
     const std::uint64_t old_offset = header_.refcount_table_offset;
     const std::uint64_t old_clusters = header_.refcount_table_clusters;
@@ -204,7 +204,7 @@ void Qcow2Image::grow_refcount_table(std::uint64_t needed_cluster_index) {
     store_be<std::uint64_t>(fields, table_offset);
     store_be<std::uint32_t>(fields + 8, static_cast<std::uint32_t>(table_clusters));
     write_metadata(Metadata::Header, field::refcount_table_offset, fields);
-    file_.sync();
+    ordered_sync();
     header_.refcount_table_offset = table_offset;
     header_.refcount_table_clusters = static_cast<std::uint32_t>(table_clusters);
     refcount_table_ = std::move(table);

@@ -46,7 +46,7 @@ void Qcow2Image::resize(std::uint64_t new_size, bool allow_shrink) {
             l2_cache_->forget(l2, cluster);
             l1_[i] = 0;
             write_l1_entry(i);
-            file_.sync();
+            ordered_sync();
             change_refcount(l2 / cluster, -1);
         }
     } else if (l1_needed > header_.l1_size) {
@@ -63,12 +63,12 @@ void Qcow2Image::resize(std::uint64_t new_size, bool allow_shrink) {
             store_be<std::uint64_t>(&raw[i * 8], l1[i]);
         refcount_cache_->write_back();
         write_metadata(Metadata::Data, new_offset, raw);
-        file_.sync();
+        ordered_sync();
         std::byte fields[12];
         store_be<std::uint32_t>(fields, static_cast<std::uint32_t>(l1_needed));
         store_be<std::uint64_t>(fields + 4, new_offset);
         write_metadata(Metadata::Header, field::l1_size, fields);
-        file_.sync();
+        ordered_sync();
         const std::uint64_t old_offset = header_.l1_table_offset;
         const std::uint64_t old_clusters = (std::uint64_t{header_.l1_size} * 8 + cluster - 1) / cluster;
         header_.l1_size = static_cast<std::uint32_t>(l1_needed);

@@ -42,6 +42,7 @@ struct VolumeState {
     std::vector<std::pair<std::string, std::string>> backing_chain; ///< (path, format), nearest first
     bool encrypted = false;
     std::vector<std::string> used_by; ///< libvirt domains whose disks name this volume
+    bool locked = false;              ///< open for writing by a QEMU process (QEMU's lock protocol)
     bool operator==(const VolumeState&) const = default;
 };
 

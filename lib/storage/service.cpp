@@ -1,6 +1,7 @@
 // StorageService: connection, reconnection with backoff, and keeping the model equal to libvirt's view.
 #include "service.hpp"
 
+#include "image_lock.hpp"
 #include "libvirt_reads.hpp"
 #include "virt/errors.hpp"
 
@@ -16,9 +17,9 @@ namespace {
 constexpr std::chrono::milliseconds poll_interval{1000};
 constexpr std::chrono::milliseconds first_reconnect_delay{250};
 constexpr std::chrono::milliseconds max_reconnect_delay{4000};
-// Domain XML is re-read every this many polls (libvirt's domain events would need the QEMU driver's
-// event loop subscription per domain; a few seconds' delay is fine for UsedBy).
-constexpr unsigned polls_per_domain_sync = 3;
+// Domain XML and image locks are re-read every this many polls: a few seconds' delay is fine for UsedBy
+// and Locked, and operations that need the truth probe the lock themselves.
+constexpr unsigned polls_per_usage_sync = 3;
 
 const std::map<std::string, VolumeState> no_volumes;
 const Thresholds default_thresholds;
@@ -65,7 +66,7 @@ void StorageService::connect() {
     libvirt_version_ = connection_->libvirt_version();
     reconnect_delay_ = first_reconnect_delay;
     spdlog::info("connected to libvirt {} at {}", libvirt_version_, uri_);
-    sync_domain_usage();
+    sync_usage();
     sync_all(VolumeSync::All);
     observer_.connection_changed(true);
 }
@@ -98,8 +99,8 @@ void StorageService::poll() {
     if (connected()) {
         try {
             sync_all(VolumeSync::IfSizesMoved);
-            if (++polls_ % polls_per_domain_sync == 0)
-                sync_domain_usage();
+            if (++polls_ % polls_per_usage_sync == 0)
+                sync_usage();
         } catch (const vmstor::Error& e) {
             spdlog::debug("poll failed: {}", e.what());
         }
@@ -316,9 +317,10 @@ namespace vmstor::storage {
 void StorageService::fill_usage(VolumeState& volume) const {
     auto it = domains_by_path_.find(volume.path);
     volume.used_by = it == domains_by_path_.end() ? std::vector<std::string>{} : it->second;
+    volume.locked = image_locked_for_writing(volume.path);
 }
 
-void StorageService::sync_domain_usage() {
+void StorageService::sync_usage() {
     virDomainPtr* raw = nullptr;
     int count = virConnectListAllDomains(conn(), &raw, 0);
     if (count < 0)

@@ -97,9 +97,10 @@ class StorageService {
     void sync_pool_from(virStoragePoolPtr pool, VolumeSync volumes);
     void sync_volumes(virStoragePoolPtr pool, const std::string& pool_name, bool deep);
     void remove_pool(const std::string& name);
-    /// @brief Re-reads which domains use which volumes (libvirt domain XML), updating VolumeState::used_by.
-    void sync_domain_usage();
-    /// @brief Fills a freshly read volume's used_by from the last domain sync.
+    /// @brief Re-reads which domains use which volumes (libvirt domain XML) and which images QEMU holds
+    /// open for writing, updating VolumeState::used_by and ::locked.
+    void sync_usage();
+    /// @brief Fills a freshly read volume's used_by and locked.
     void fill_usage(VolumeState& volume) const;
     /// @brief Re-reads one volume after an operation on it, then its pool's sizes.
     void sync_volume(const std::string& pool, const std::string& name);
