@@ -76,7 +76,8 @@ const VolumeState& StorageService::create_volume(const CreateVolumeRequest& requ
     definition.name = request.name;
     definition.capacity = request.capacity;
     definition.format = request.format;
-    definition.compat = request.compat;
+    // libvirt would ask qemu-img for compat 0.10 when none is named; the API's default is 1.1.
+    definition.compat = request.format == "qcow2" && request.compat.empty() ? "1.1" : request.compat;
     definition.lazy_refcounts = request.lazy_refcounts;
     definition.backing_path = request.backing_path;
     definition.backing_format = request.backing_format;
