@@ -6,6 +6,7 @@
 #include "common/error.hpp"
 #include "common/size.hpp"
 #include "dbus_json.hpp"
+#include "job_follower.hpp"
 #include "requests.hpp"
 
 namespace vmstor::client {
@@ -71,7 +72,7 @@ void add_vol_create(CLI::App& app, CommandContext& context) {
     command->add_option("SIZE", args->size, "Virtual size, e.g. 10G")->required()->check(size_validator());
     command->add_option("--format", args->request.format, "Image format (the daemon's default: qcow2)")
         ->check(CLI::IsMember({"raw", "qcow2"}));
-    command->add_option("--preallocation", args->request.preallocation, "off, metadata, falloc or full")
+    command->add_option("--preallocation", args->request.preallocation, "How much to allocate up front")
         ->check(CLI::IsMember({"off", "metadata", "falloc", "full"}));
     command->add_option("--cluster-size", args->cluster_size, "qcow2 cluster size, e.g. 64K")
         ->check(size_validator());
@@ -82,10 +83,17 @@ void add_vol_create(CLI::App& app, CommandContext& context) {
         if (!args->cluster_size.empty())
             args->request.cluster_size = parse_size(args->cluster_size);
         auto options = volume_create_options(args->request);
+        std::string created;
         translating_unknown_object("pool '" + args->pool + "' does not exist", [&] {
             PoolProxy pool(context.bus(), pool_object_path(args->pool));
-            context.print_created(pool.CreateVolume(args->name, parse_size(args->size), options));
+            created = pool.CreateVolume(args->name, parse_size(args->size), options);
         });
+        // A long creation (e.g. with preallocation) answers with a job: wait for it, then name the volume.
+        if (is_job_path(created)) {
+            follow_job(context.bus(), created);
+            created = volume_object_path(args->pool, args->name);
+        }
+        context.print_created(created);
     });
 }
 
