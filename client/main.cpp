@@ -1,4 +1,5 @@
 // vmstorctl: the thin command-line client of vmstord's D-Bus API.
+#include <exception>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -40,6 +41,9 @@ int main(int argc, char** argv) {
         std::cerr << error_line(vmstor::error_code_name(error.code()), error.what()) << "\n";
         // An argument refused before anything was sent is bad usage.
         return error.code() == vmstor::ErrorCode::InvalidArgument ? exit_usage : exit_failed;
+    } catch (const std::exception& error) {
+        std::cerr << error_line("Failed", error.what()) << "\n";
+        return exit_failed;
     }
     return 0;
 }
