@@ -43,7 +43,8 @@ CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progres
         ChainStatus sa = chain_block_status(a, pos, common - pos);
         ChainStatus sb = chain_block_status(b, pos, sa.length);
         const bool both_zero = sa.zero && sb.zero;
-        const std::uint64_t n = both_zero ? std::min(sa.length, sb.length) : std::min({sa.length, sb.length, compare_chunk});
+        const std::uint64_t n =
+            both_zero ? std::min(sa.length, sb.length) : std::min({sa.length, sb.length, compare_chunk});
         if (!both_zero) {
             buf_a.resize(n);
             buf_b.resize(n);

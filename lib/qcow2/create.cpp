@@ -207,6 +207,10 @@ void Qcow2Image::preallocate(Preallocation mode) {
         prepare_l2_table(first);
         const std::uint64_t host = allocate_clusters(count);
         guard_metadata_write(Metadata::Data, host, count * cluster);
+        // Reused clusters (an old refcount table, say) still hold bytes: they must read as zeroes.
+        const std::uint64_t file_size = file_.size();
+        if (host < file_size)
+            file_.punch_hole(host, std::min(count * cluster, file_size - host));
         for (std::uint64_t i = 0; i < count; ++i)
             set_l2_entry(first + i, {(host + i * cluster) | oflag_copied, all_allocated});
         if (mode == Preallocation::Falloc || mode == Preallocation::Full)
