@@ -84,6 +84,37 @@ class VmstorctlTests(IntegrationTest):
         self.ok("vol-delete", "ctl", "raw.img")
         self.assertNotIn("raw.img", self.virsh_volumes("ctl"))
 
+    def test_pool_lifecycle_commands_reach_libvirt(self):
+        target = os.path.join(self.env.pools_dir, "cycle")
+        xml_file = self.env.path("cycle.xml")
+        with open(xml_file, "w") as f:
+            f.write(f"<pool type='dir'><name>cycle</name><target><path>{target}</path></target></pool>")
+        self.ok("pool-define-xml", xml_file)
+        self.assertEqual(self.virsh_pool_info("cycle")["State"], "inactive")
+        os.makedirs(target)
+        os.chown(target, self.env.user.pw_uid, self.env.user.pw_gid)
+        self.ok("pool-start", "cycle")
+        self.assertEqual(self.virsh_pool_info("cycle")["State"], "running")
+        self.ok("pool-autostart", "cycle", "on")
+        self.assertEqual(self.virsh_pool_info("cycle")["Autostart"], "yes")
+        self.ok("pool-autostart", "cycle", "off")
+        self.assertEqual(self.virsh_pool_info("cycle")["Autostart"], "no")
+        open(os.path.join(target, "dropped.img"), "wb").close()
+        self.ok("pool-refresh", "cycle")
+        self.assertIn("dropped.img", [v["Name"] for v in json_objects(self.ok("--json", "vol-list", "cycle"))])
+        os.unlink(os.path.join(target, "dropped.img"))
+        self.ok("pool-stop", "cycle")
+        self.assertEqual(self.virsh_pool_info("cycle")["State"], "inactive")
+        self.ok("pool-delete", "cycle")
+        self.assertFalse(os.path.exists(target))
+        self.ok("pool-undefine", "cycle")
+        self.assertNotIn("cycle", self.virsh_pools())
+
+    def test_pool_capabilities_lists_dir(self):
+        self.assertIn("dir", self.ok("pool-capabilities"))
+        capabilities = json.loads(self.ok("--json", "pool-capabilities"))
+        self.assertIn("dir", capabilities)
+
     def test_a_dbus_error_is_one_line_on_stderr_and_exit_1(self):
         self.ensure_pool()
         done = self.vmstorctl("vol-create", "ctl", "bad/name", "1G")

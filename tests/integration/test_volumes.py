@@ -3,6 +3,7 @@
 preallocation), Resize and Delete do what qemu-img and virsh then see; the properties are libvirt's."""
 
 import os
+import subprocess
 
 import dbus
 
@@ -100,6 +101,19 @@ class VolumeTests(IntegrationTest):
         self.volume("vols", "shrinking.img").Resize(dbus.UInt64(16 * MiB),
                                                     sv({"shrink": True}))
         self.assertEqual(self.qemu_img_info(self.properties(path, VOLUME)["Path"])["virtual-size"], 16 * MiB)
+
+    def test_refresh_after_a_write_emits_the_new_allocation(self):
+        path = self.create_volume("filled.img", 16 * MiB, format="raw")
+        file = self.properties(path, VOLUME)["Path"]
+        subprocess.run(["dd", "if=/dev/urandom", f"of={file}", "bs=1M", "count=4", "conv=notrunc,fsync",
+                        "status=none"], check=True)
+        self.signals.clear()
+        self.pool("vols").Refresh(sv())
+        self.assertIsNotNone(self.signals.wait_changed(path, VOLUME, "Allocation"),
+                             "no PropertiesChanged for a volume's Allocation after Refresh")
+        allocation = int(self.virsh_xml("vol-dumpxml", "filled.img", "--pool", "vols").findtext("allocation"))
+        self.assertGreaterEqual(allocation, 4 * MiB)
+        self.assertEqual(self.properties(path, VOLUME)["Allocation"], allocation)
 
     def test_delete_removes_the_file_and_the_object(self):
         path = self.create_volume("doomed.qcow2", 16 * MiB)
