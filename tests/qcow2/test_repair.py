@@ -10,6 +10,10 @@ import difftest as dt
 REQUIRED = ["corruptions-fixed", "leaks-fixed", "corruptions", "leaks", "check-errors"]
 # Where a repair puts rebuilt refcount structures is the tool's choice: the layout fields may differ.
 LAYOUT = {"filename", "image-end-offset", "fragmented-clusters"}
+# The issue asks for lazy refcounts to be replayed when a dirty image is opened for writing, as
+# QEMU's driver does; qemu-img check -r leaks opens without that replay and gives up (exit 1).
+# For these a complete repair (exit 0, then a clean qemu-img check) is accepted too.
+REPLAYED_ON_OPEN = {"damaged-dirty-lazy-refcounts.qcow2"}
 
 
 class RepairTest(dt.ScratchCase):
@@ -19,6 +23,10 @@ class RepairTest(dt.ScratchCase):
         result = dt.vmstor("check", "-f", "qcow2", "-r", mode, "--output=json", copy)
         what = f"vmstor-img check -r {mode} {image['name']}"
         dt.assert_no_signal(self, result, what)
+        if image["name"] in REPLAYED_ON_OPEN and result.returncode == 0:
+            after = dt.qemu("check", "-f", "qcow2", copy)
+            self.assertEqual(after.returncode, 0, f"qemu-img check after {what}: {dt.describe(after)}")
+            return
         self.assertEqual(result.returncode, expected["rc"],
                          f"{what}: {dt.describe(result)}; qemu-img exited {expected['rc']}")
         if expected["result"] is not None and result.stdout.strip():
