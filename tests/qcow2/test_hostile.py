@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Hostile headers and damaged images never crash vmstor-img: no signal, no hang, and a refusal is
-exit 1 with a one-line message on stderr. Headers qemu-img refuses to open must be refused by every
-subcommand; some that qemu-img opens must be refused too, because the issue asks for stricter checks
-(tables inside the file and clear of the header). A backing file without a recorded format is never
-probed (the raw-probing problem). qemu-img fails StricterThanQemuTest and UnrecordedBackingFormatTest
-by design; it passes the rest."""
+"""Hostile headers and damaged images never crash vmstor-img (info, check, map, convert, and
+check -r all on a copy): no signal, no hang, and a refusal is exit 1 with a one-line message on
+stderr. Headers qemu-img refuses to open must be refused by every subcommand; some that qemu-img
+opens must be refused too, because the issue asks for stricter checks (tables inside the file and
+clear of the header). A backing file without a recorded format is never probed (the raw-probing
+problem). qemu-img fails StricterThanQemuTest and UnrecordedBackingFormatTest by design; it passes
+the rest."""
 import unittest
 
 import difftest as dt
@@ -24,6 +25,7 @@ class HostileBase(dt.ScratchCase):
             "check": ["check", "--output=json", "-f", "qcow2", image["file"]],
             "map": ["map", "--output=json", "-f", "qcow2", image["file"]],
             "convert": ["convert", "-f", "qcow2", "-O", "raw", image["file"], self.scratch_path("out.raw")],
+            "check -r all": ["check", "-r", "all", "-f", "qcow2", self.copy_image(image)],
         }
 
     def run_all(self, image, refuse):
@@ -38,7 +40,7 @@ class HostileBase(dt.ScratchCase):
                 continue
             if result.returncode < 0:
                 failures.append(f"{what}: killed by signal {-result.returncode}")
-            elif sub == "check":
+            elif sub.startswith("check"):
                 # check reports problems over several lines (as qemu-img does); only the verdict counts.
                 if refuse and result.returncode not in (1, 2):
                     failures.append(f"{what}: must not call this image clean, got {dt.describe(result)}")
