@@ -1,9 +1,10 @@
 #include "job_registry.hpp"
 
+#include "caller.hpp"
 #include "error_boundary.hpp"
 #include "object_paths.hpp"
 
-#include <chrono>
+#include <fmt/format.h>
 
 namespace vmstor::daemon {
 
@@ -11,6 +12,7 @@ namespace {
 
 constexpr const char* job_interface = "org.vmstor.Storage1.Job";
 constexpr std::chrono::seconds finished_job_lifetime{60};
+constexpr std::chrono::milliseconds tick_interval{1000};
 
 std::uint64_t now_usec() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -18,55 +20,203 @@ std::uint64_t now_usec() {
                                           .count());
 }
 
+std::uint64_t id_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return std::stoull(path.substr(slash + 1));
+}
+
 } // namespace
 
-JobObject::JobObject(sdbus::IConnection& bus, const std::string& path, JobRecord record)
-    : AdaptorInterfaces(bus, path), record_(std::move(record)) {
+JobObject::JobObject(sdbus::IConnection& bus, std::string path, const JobSpec& spec)
+    : AdaptorInterfaces(bus, path), path_(std::move(path)), operation_(spec.operation),
+      objects_(spec.objects), started_by_uid_(spec.started_by_uid), cancelable_(spec.cancelable),
+      start_time_(now_usec()) {
     registerAdaptor();
     emitInterfacesAddedSignal();
 }
 
 JobObject::~JobObject() {
+    for (auto& waiter : waiters_)
+        waiter.returnError(to_dbus_error(vmstor::Error(ErrorCode::Cancelled, "vmstord is stopping")));
     emitInterfacesRemovedSignal();
     unregisterAdaptor();
 }
 
-void JobObject::finish(bool success, const std::string& error_name, const std::string& message) {
-    record_.state = success ? "completed" : "failed";
-    record_.end_time = now_usec();
-    emitPropertiesChangedSignal(job_interface, {"State", "Progress", "ExpectedEndTime"});
-    emitCompleted(success, error_name, message);
+double JobObject::Progress() {
+    if (!running())
+        return 1.0;
+    std::uint64_t total = context_->total();
+    return total ? std::min(1.0, static_cast<double>(context_->done()) / static_cast<double>(total)) : 0.0;
 }
 
-void JobObject::Cancel(const std::map<std::string, sdbus::Variant>&) {
+void JobObject::tick() {
+    auto now = std::chrono::steady_clock::now();
+    double seconds = std::chrono::duration<double>(now - last_tick_).count();
+    std::uint64_t done = context_->done();
+    if (seconds > 0) {
+        double instant = static_cast<double>(done - std::min(done, last_done_)) / seconds;
+        // Smoothed, so that one slow second does not make the expected end jump about.
+        rate_ = rate_ ? static_cast<std::uint64_t>(0.5 * static_cast<double>(rate_) + 0.5 * instant)
+                      : static_cast<std::uint64_t>(instant);
+    }
+    last_tick_ = now;
+    last_done_ = done;
+    std::uint64_t total = context_->total();
+    expected_end_ = rate_ && total > done ? now_usec() + (total - done) * 1000000 / rate_ : 0;
+    emitPropertiesChangedSignal(
+        job_interface, {"Progress", "ProgressValid", "Bytes", "BytesDone", "Rate", "ExpectedEndTime"});
+}
+
+void JobObject::finish(const std::string& state, const std::string& error_name, const std::string& message) {
+    state_ = state;
+    rate_ = 0;
+    expected_end_ = now_usec();
+    error_name_ = error_name;
+    error_message_ = message;
+    emitPropertiesChangedSignal(
+        job_interface, {"State", "Progress", "ProgressValid", "BytesDone", "Rate", "ExpectedEndTime"});
+    emitCompleted(state == "completed", error_name, message);
+    for (auto& waiter : waiters_) {
+        if (state == "completed")
+            waiter.returnResults(sdbus::ObjectPath(path_));
+        else
+            waiter.returnError(sdbus::Error(error_name, message));
+    }
+    waiters_.clear();
+}
+
+void JobObject::reply_when_done(sdbus::Result<sdbus::ObjectPath>&& result) {
+    if (running())
+        waiters_.push_back(std::move(result));
+    else if (state_ == "completed")
+        result.returnResults(sdbus::ObjectPath(path_));
+    else
+        result.returnError(sdbus::Error(error_name_, error_message_));
+}
+
+void JobObject::Cancel(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
-        throw vmstor::Error(ErrorCode::NotSupported,
-                            fmt::format("job {} ({}) cannot be cancelled: it is {}",
-                                        getObject().getObjectPath(), record_.operation,
-                                        record_.state == "running" ? "not cancelable" : "finished"));
+        for (const auto& [key, value] : options)
+            if (key != "auth.no_user_interaction")
+                throw vmstor::Error(ErrorCode::InvalidArgument,
+                                    fmt::format("Job.Cancel options: unknown key '{}'", key));
+        if (!running())
+            throw vmstor::Error(
+                ErrorCode::InvalidArgument,
+                fmt::format("cannot cancel job {} ({}): it has already {}", path_, operation_, state_));
+        if (!cancelable_)
+            throw vmstor::Error(
+                ErrorCode::NotSupported,
+                fmt::format("cannot cancel job {} ({}): this operation cannot be stopped half-way", path_,
+                            operation_));
+        std::uint32_t uid = caller_uid(getObject());
+        if (uid != 0 && uid != started_by_uid_)
+            throw vmstor::Error(
+                ErrorCode::NotAuthorized,
+                fmt::format("cannot cancel job {} ({}): it was started by uid {}, not by uid {}", path_,
+                            operation_, started_by_uid_, uid));
+        context_->cancel();
     });
 }
 
-JobRegistry::JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler)
-    : bus_(bus), scheduler_(scheduler) {}
+JobRegistry::JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers)
+    : bus_(bus), scheduler_(scheduler), workers_(workers) {}
 
-sdbus::ObjectPath JobRegistry::run(std::string operation, std::vector<sdbus::ObjectPath> objects,
-                                   std::uint32_t uid, bool wait, const std::function<void()>& work) {
+JobRegistry::~JobRegistry() {
+    for (auto& [id, job] : jobs_)
+        job->context()->cancel();
+}
+
+sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
+    for (const std::string& file : spec.files)
+        if (auto holder = busy_files_.find(file); holder != busy_files_.end())
+            throw vmstor::Error(ErrorCode::Busy, fmt::format("cannot start {} on '{}': job {} is using it",
+                                                             spec.operation, file, job_path(holder->second)));
     std::uint64_t id = next_id_++;
-    std::string path = job_path(id);
-    JobRecord record{std::move(operation), std::move(objects), uid, now_usec(), 0, "running"};
-    auto& job = jobs_[id] = std::make_unique<JobObject>(bus_, path, std::move(record));
-    scheduler_.after(finished_job_lifetime, [this, id] { jobs_.erase(id); });
-    try {
-        guarded(work);
-    } catch (const sdbus::Error& e) {
-        job->finish(false, e.getName(), e.getMessage());
-        if (wait)
-            throw;
-        return sdbus::ObjectPath(path);
+    for (const std::string& file : spec.files)
+        busy_files_[file] = id;
+    files_of_[id] = spec.files;
+    auto job = std::make_unique<JobObject>(bus_, job_path(id), spec);
+    std::shared_ptr<storage::JobContext> context = job->context();
+    jobs_[id] = std::move(job);
+    finishers_[id] = std::move(spec.finished);
+    std::weak_ptr<bool> alive = alive_;
+    workers_.submit([this, alive, id, context, work = std::move(spec.work)] {
+        bool success = true;
+        std::string error_name;
+        std::string message;
+        try {
+            context->stop_if_cancelled("job " + std::to_string(id));
+            work(*context);
+        } catch (const vmstor::Error& e) {
+            success = false;
+            error_name = std::string(error_prefix) + std::string(error_code_name(e.code()));
+            message = e.what();
+        } catch (const std::exception& e) {
+            success = false;
+            error_name = std::string(error_prefix) + "Failed";
+            message = std::string("internal error: ") + e.what();
+        }
+        scheduler_.post([this, alive, id, success, error_name, message] {
+            if (!alive.expired())
+                complete(id, success, error_name, message);
+        });
+    });
+    schedule_tick();
+    return sdbus::ObjectPath(job_path(id));
+}
+
+void JobRegistry::complete(std::uint64_t id, bool success, const std::string& error_name,
+                           const std::string& message) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end())
+        return;
+    bool cancelled = !success && error_name == std::string(error_prefix) + "Cancelled";
+    for (const std::string& file : files_of_[id])
+        busy_files_.erase(file);
+    files_of_.erase(id);
+    if (auto finisher = finishers_.extract(id); finisher && finisher.mapped()) {
+        try {
+            finisher.mapped()(success);
+        } catch (const std::exception& e) {
+            spdlog::warn("after job {}: {}", id, e.what());
+        }
     }
-    job->finish(true, "", "");
-    return sdbus::ObjectPath(path);
+    spdlog::info("job {} ({}) {}{}{}", id, it->second->operation(),
+                 success ? "completed" : (cancelled ? "cancelled" : "failed"), success ? "" : ": ", message);
+    it->second->finish(success ? "completed" : (cancelled ? "cancelled" : "failed"), error_name, message);
+    scheduler_.after(finished_job_lifetime, [this, id] { jobs_.erase(id); });
+}
+
+void JobRegistry::schedule_tick() {
+    if (std::exchange(ticking_, true))
+        return;
+    scheduler_.after(tick_interval, [this] {
+        ticking_ = false;
+        bool any_running = false;
+        for (auto& [id, job] : jobs_) {
+            if (!job->running())
+                continue;
+            job->tick();
+            any_running = true;
+        }
+        if (any_running)
+            schedule_tick();
+    });
+}
+
+void JobRegistry::reply_when_done(const sdbus::ObjectPath& job, sdbus::Result<sdbus::ObjectPath>&& result) {
+    auto it = jobs_.find(id_of(job));
+    if (it != jobs_.end())
+        it->second->reply_when_done(std::move(result));
+}
+
+void JobRegistry::start_and_reply(JobSpec spec, bool wait, sdbus::Result<sdbus::ObjectPath>&& result) {
+    sdbus::ObjectPath path = start(std::move(spec));
+    if (wait)
+        reply_when_done(path, std::move(result));
+    else
+        result.returnResults(path);
 }
 
 std::vector<sdbus::ObjectPath> JobRegistry::paths() const {

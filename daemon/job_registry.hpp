@@ -1,10 +1,14 @@
-// Job objects (org.vmstor.Storage1.Job) and the registry that owns them. For now a job runs its work
-// synchronously on the main loop; a finished job stays 60 s so that late clients can read its outcome.
+// Job objects (org.vmstor.Storage1.Job, modelled on UDisks2's) and the registry that runs them: the work
+// runs on the bounded worker pool, the object's properties follow it once a second, and a finished job
+// stays 60 s so that late clients can read its outcome.
 #pragma once
 
+#include "storage/job_context.hpp"
 #include "storage/model.hpp"
+#include "storage/worker_pool.hpp"
 #include "vmstor-job-adaptor.h"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -15,59 +19,95 @@
 
 namespace vmstor::daemon {
 
-struct JobRecord {
-    std::string operation;
+struct JobSpec {
+    std::string operation; ///< e.g. "volume-convert"
     std::vector<sdbus::ObjectPath> objects;
     std::uint32_t started_by_uid = 0;
-    std::uint64_t start_time = 0; ///< microseconds since the epoch
-    std::uint64_t end_time = 0;
-    std::string state = "running"; ///< running, completed, failed, cancelled
+    bool cancelable = true;
+    /// Files the job reads or writes: no other job may start on them until this one ends.
+    std::vector<std::string> files;
+    /// Runs on a worker thread; reports through the context; throws vmstor::Error to fail.
+    std::function<void(storage::JobContext&)> work;
+    /// Runs on the main loop once the work ended, before Completed is emitted (refresh pools, clean up).
+    std::function<void(bool success)> finished;
 };
 
 class JobObject final
     : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Job_adaptor, sdbus::ManagedObject_adaptor,
                                       sdbus::Properties_adaptor> {
   public:
-    JobObject(sdbus::IConnection& bus, const std::string& path, JobRecord record);
+    JobObject(sdbus::IConnection& bus, std::string path, const JobSpec& spec);
     ~JobObject();
 
-    /// @brief Marks the job ended, emits PropertiesChanged and Completed.
-    void finish(bool success, const std::string& error_name, const std::string& message);
-    const JobRecord& record() const { return record_; }
+    const std::shared_ptr<storage::JobContext>& context() const { return context_; }
+    bool running() const { return state_ == "running"; }
+    const std::string& operation() const { return operation_; }
+    /// @brief Recomputes rate and expected end from the counters; emits what changed.
+    void tick();
+    void finish(const std::string& state, const std::string& error_name, const std::string& message);
+    void reply_when_done(sdbus::Result<sdbus::ObjectPath>&& result);
 
   private:
     void Cancel(const std::map<std::string, sdbus::Variant>& options) override;
-    std::string Operation() override { return record_.operation; }
-    std::vector<sdbus::ObjectPath> Objects() override { return record_.objects; }
-    double Progress() override { return record_.state == "running" ? 0.0 : 1.0; }
-    bool ProgressValid() override { return true; }
-    uint64_t Bytes() override { return 0; }
-    uint64_t BytesDone() override { return 0; }
-    uint64_t Rate() override { return 0; }
-    uint64_t StartTime() override { return record_.start_time; }
-    uint64_t ExpectedEndTime() override { return record_.end_time; }
-    uint32_t StartedByUID() override { return record_.started_by_uid; }
-    bool Cancelable() override { return false; }
-    std::string State() override { return record_.state; }
+    std::string Operation() override { return operation_; }
+    std::vector<sdbus::ObjectPath> Objects() override { return objects_; }
+    double Progress() override;
+    bool ProgressValid() override { return context_->total() > 0 || !running(); }
+    uint64_t Bytes() override { return context_->total(); }
+    uint64_t BytesDone() override { return context_->done(); }
+    uint64_t Rate() override { return rate_; }
+    uint64_t StartTime() override { return start_time_; }
+    uint64_t ExpectedEndTime() override { return expected_end_; }
+    uint32_t StartedByUID() override { return started_by_uid_; }
+    bool Cancelable() override { return cancelable_; }
+    std::string State() override { return state_; }
 
-    JobRecord record_;
+    std::string path_;
+    std::string operation_;
+    std::vector<sdbus::ObjectPath> objects_;
+    std::uint32_t started_by_uid_;
+    bool cancelable_;
+    std::shared_ptr<storage::JobContext> context_ = std::make_shared<storage::JobContext>();
+    std::uint64_t start_time_;
+    std::uint64_t expected_end_ = 0;
+    std::uint64_t rate_ = 0;
+    std::string state_ = "running";
+    std::uint64_t last_done_ = 0;
+    std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
+    std::vector<sdbus::Result<sdbus::ObjectPath>> waiters_;
+    std::string error_name_;
+    std::string error_message_;
 };
 
 class JobRegistry {
   public:
-    JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler);
+    JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers);
+    /// @brief Asks every running job to stop.
+    ~JobRegistry();
 
-    /// @brief Creates a job, runs `work` now, and records its outcome. With `wait`, a failure is thrown
-    /// to the caller as well; without, the caller reads it from the job.
-    sdbus::ObjectPath run(std::string operation, std::vector<sdbus::ObjectPath> objects, std::uint32_t uid,
-                          bool wait, const std::function<void()>& work);
+    /// @brief Creates the job object and queues its work; returns the job's path at once. Throws Busy
+    /// when another running job holds one of spec.files.
+    sdbus::ObjectPath start(JobSpec spec);
+    /// @brief Replies to `result` with the job's path when it ends (or its error, if it failed).
+    void reply_when_done(const sdbus::ObjectPath& job, sdbus::Result<sdbus::ObjectPath>&& result);
+    /// @brief start() then reply now, or when the job ends if the caller asked to `wait`.
+    void start_and_reply(JobSpec spec, bool wait, sdbus::Result<sdbus::ObjectPath>&& result);
     std::vector<sdbus::ObjectPath> paths() const;
 
   private:
+    void complete(std::uint64_t id, bool success, const std::string& error_name, const std::string& message);
+    void schedule_tick();
+
     sdbus::IConnection& bus_;
     storage::Scheduler& scheduler_;
+    storage::WorkerPool& workers_;
     std::uint64_t next_id_ = 1;
+    bool ticking_ = false;
     std::map<std::uint64_t, std::unique_ptr<JobObject>> jobs_;
+    std::map<std::uint64_t, std::function<void(bool)>> finishers_;
+    std::map<std::uint64_t, std::vector<std::string>> files_of_;
+    std::map<std::string, std::uint64_t> busy_files_; ///< file path -> the running job that holds it
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 } // namespace vmstor::daemon

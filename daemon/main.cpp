@@ -3,6 +3,7 @@
 #include "object_paths.hpp"
 #include "object_tree.hpp"
 #include "storage/service.hpp"
+#include "storage/worker_pool.hpp"
 #include "virt/errors.hpp"
 #include "virt/event_loop.hpp"
 
@@ -46,7 +47,9 @@ int main(int argc, char** argv) {
         vmstor::virt::route_errors_to_log();
         vmstor::virt::EventLoop libvirt_events;
 
-        vmstor::daemon::ObjectTree tree(*bus, loop);
+        // Declared before the tree, so that jobs are cancelled (tree) before the workers are joined.
+        vmstor::storage::WorkerPool workers;
+        vmstor::daemon::ObjectTree tree(*bus, loop, workers);
         vmstor::storage::StorageService service(uri, loop, tree);
         tree.attach(service);
         service.start();

@@ -4,8 +4,8 @@
 
 namespace vmstor::daemon {
 
-ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler)
-    : bus_(bus), scheduler_(scheduler), jobs_(bus, scheduler) {}
+ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers)
+    : bus_(bus), scheduler_(scheduler), jobs_(bus, scheduler, workers) {}
 
 ObjectTree::~ObjectTree() {
     volumes_.clear();
@@ -53,7 +53,7 @@ void ObjectTree::pool_removed(const storage::PoolState& pool) {
 
 void ObjectTree::volume_added(const storage::VolumeState& volume) {
     dead_volumes_.erase({volume.pool, volume.name});
-    volumes_[{volume.pool, volume.name}] = std::make_unique<VolumeObject>(bus_, *service_, volume);
+    volumes_[{volume.pool, volume.name}] = std::make_unique<VolumeObject>(bus_, *service_, jobs_, volume);
 }
 
 void ObjectTree::volume_changed(const storage::VolumeState& before, const storage::VolumeState& after) {

@@ -17,7 +17,7 @@ namespace vmstor::daemon {
 
 class ObjectTree final : public storage::Observer {
   public:
-    ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler);
+    ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers);
     ~ObjectTree() override;
 
     /// @brief Creates the root object; the service must outlive the tree.

@@ -6,6 +6,8 @@
 #include "object_paths.hpp"
 #include "options.hpp"
 #include "pool_definition.hpp"
+#include "storage/image_jobs.hpp"
+#include "volume_jobs.hpp"
 
 #include <fmt/format.h>
 
@@ -32,12 +34,6 @@ std::vector<std::string> changed_properties(const storage::PoolState& a, const s
     note(!(a.source == b.source), "Source");
     note(a.overcommit != b.overcommit, "Overcommit");
     return names;
-}
-
-[[noreturn]] void not_yet(const std::string& pool, std::string_view member) {
-    throw vmstor::Error(
-        ErrorCode::NotSupported,
-        fmt::format("Pool.{} on pool '{}' is not supported by this vmstord yet", member, pool));
 }
 
 } // namespace
@@ -80,13 +76,13 @@ void PoolObject::Stop(const std::map<std::string, sdbus::Variant>& options) {
     });
 }
 
-sdbus::ObjectPath PoolObject::Build(const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void PoolObject::Build(sdbus::Result<sdbus::ObjectPath>&& result,
+                       std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options opts(options, "Pool.Build options", {{"wait", "b"}});
-        std::string name = name_;
-        storage::StorageService& service = service_;
-        return jobs_.run("pool-build", {sdbus::ObjectPath(pool_path(name_))}, caller_uid(getObject()),
-                         opts.flag("wait", false), [&service, name] { service.build_pool(name); });
+        JobSpec spec = build_pool_job(service_, name_);
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
     });
 }
 
@@ -111,9 +107,9 @@ void PoolObject::Delete(const std::map<std::string, sdbus::Variant>& options) {
     });
 }
 
-sdbus::ObjectPath PoolObject::CreateVolume(const std::string& name, const uint64_t& capacity,
-                                           const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, uint64_t capacity,
+                              std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options opts(options, "CreateVolume options",
                      {{"format", "s"},
                       {"cluster_size", "t"},
@@ -129,13 +125,12 @@ sdbus::ObjectPath PoolObject::CreateVolume(const std::string& name, const uint64
                       {"owner", "u"},
                       {"group", "u"},
                       {"wait", "b"}});
-        for (const char* key : {"cluster_size", "extended_l2", "compression_type", "encryption.secret"})
-            if (opts.has(key))
-                throw vmstor::Error(
-                    ErrorCode::NotSupported,
-                    fmt::format("cannot create volume '{}' in pool '{}': option '{}' needs vmstor's "
-                                "qcow2 engine for volume creation, which is not wired in yet",
-                                name, name_, key));
+        if (opts.has("encryption.secret"))
+            throw vmstor::Error(
+                ErrorCode::NotSupported,
+                fmt::format("cannot create volume '{}' in pool '{}': LUKS encryption is not supported "
+                            "by this vmstord yet",
+                            name, name_));
         storage::CreateVolumeRequest request;
         request.pool = name_;
         request.name = name;
@@ -144,6 +139,9 @@ sdbus::ObjectPath PoolObject::CreateVolume(const std::string& name, const uint64
         request.preallocation = opts.text("preallocation").value_or("off");
         request.compat = opts.text("compat").value_or("");
         request.lazy_refcounts = opts.flag("lazy_refcounts", false);
+        request.cluster_size = opts.u64("cluster_size");
+        request.extended_l2 = opts.flag("extended_l2", false);
+        request.compression_type = opts.text("compression_type").value_or("");
         if (auto backing = opts.text("backing")) {
             if (opts.signature("backing") == "o") {
                 auto [pool, volume] = volume_names_from_path(*backing);
@@ -156,19 +154,66 @@ sdbus::ObjectPath PoolObject::CreateVolume(const std::string& name, const uint64
         request.permissions.mode = opts.u32("mode");
         request.permissions.owner = opts.u32("owner");
         request.permissions.group = opts.u32("group");
-        const storage::VolumeState& created = service_.create_volume(request);
-        return sdbus::ObjectPath(volume_path(created.pool, created.name));
+        service_.check_volume_request(request);
+
+        if (!service_.writes_files(name_)) {
+            const storage::VolumeState& created = service_.create_volume(request);
+            result.returnResults(sdbus::ObjectPath(volume_path(created.pool, created.name)));
+            return;
+        }
+        std::string path = service_.new_volume_file(name_, name);
+        if (request.preallocation == "off") {
+            storage::create_image_file(path, request);
+            service_.volume_file_changed(name_, name);
+            result.returnResults(sdbus::ObjectPath(volume_path(name_, name)));
+            return;
+        }
+        // Preallocation writes up to the whole capacity: a job, so that the call does not hang.
+        JobSpec spec;
+        spec.operation = "volume-create";
+        spec.objects = {sdbus::ObjectPath(pool_path(name_))};
+        spec.started_by_uid = caller_uid(getObject());
+        spec.cancelable = false;
+        spec.files = {path};
+        spec.work = [path, request](storage::JobContext& context) {
+            context.set_total(request.capacity);
+            storage::create_image_file(path, request);
+            context.set_done(request.capacity);
+        };
+        spec.finished = [&service = service_, pool = name_, name](bool) {
+            service.volume_file_changed(pool, name);
+        };
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
     });
 }
 
-sdbus::ObjectPath PoolObject::ImportVolume(const std::string&, const sdbus::UnixFd&,
-                                           const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet(name_, "ImportVolume"); });
+void PoolObject::ImportVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, sdbus::UnixFd fd,
+                              std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(
+            options, "Pool.ImportVolume options",
+            {{"format", "s"}, {"cluster_size", "t"}, {"length", "t"}, {"sparse", "b"}, {"wait", "b"}});
+        JobSpec spec = import_volume_job(service_, name_, name, std::move(fd), opts);
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
 
-sdbus::ObjectPath PoolObject::CloneVolume(const sdbus::ObjectPath&, const std::string&,
-                                          const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet(name_, "CloneVolume"); });
+void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath source,
+                             std::string name, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Pool.CloneVolume options",
+                     {{"format", "s"},
+                      {"compress", "b"},
+                      {"compression_type", "s"},
+                      {"cluster_size", "t"},
+                      {"wait", "b"}});
+        auto [source_pool, source_volume] = volume_names_from_path(source);
+        const storage::VolumeState& original = service_.volume(source_pool, source_volume);
+        JobSpec spec = copy_volume_job(service_, original, name_, name, opts, "pool-clone-volume");
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
 
 std::string PoolObject::GetXML(const std::map<std::string, sdbus::Variant>& options) {

@@ -25,16 +25,17 @@ class PoolObject final
   private:
     void Start(const std::map<std::string, sdbus::Variant>& options) override;
     void Stop(const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath Build(const std::map<std::string, sdbus::Variant>& options) override;
+    void Build(sdbus::Result<sdbus::ObjectPath>&& result,
+               std::map<std::string, sdbus::Variant> options) override;
     void Refresh(const std::map<std::string, sdbus::Variant>& options) override;
     void Undefine(const std::map<std::string, sdbus::Variant>& options) override;
     void Delete(const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath CreateVolume(const std::string& name, const uint64_t& capacity,
-                                   const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath ImportVolume(const std::string& name, const sdbus::UnixFd& fd,
-                                   const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath CloneVolume(const sdbus::ObjectPath& source, const std::string& name,
-                                  const std::map<std::string, sdbus::Variant>& options) override;
+    void CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, uint64_t capacity,
+                      std::map<std::string, sdbus::Variant> options) override;
+    void ImportVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, sdbus::UnixFd fd,
+                      std::map<std::string, sdbus::Variant> options) override;
+    void CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath source, std::string name,
+                     std::map<std::string, sdbus::Variant> options) override;
     std::string GetXML(const std::map<std::string, sdbus::Variant>& options) override;
 
     std::string Name() override { return name_; }

@@ -1,8 +1,15 @@
 #include "volume_object.hpp"
 
+#include "caller.hpp"
 #include "error_boundary.hpp"
+#include "job_registry.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
+#include "storage/image_jobs.hpp"
+#include "storage/image_lock.hpp"
+#include "volume_jobs.hpp"
+
+#include <fmt/ranges.h>
 
 #include <fmt/format.h>
 
@@ -31,10 +38,10 @@ std::vector<std::string> changed_properties(const storage::VolumeState& a, const
 
 } // namespace
 
-VolumeObject::VolumeObject(sdbus::IConnection& bus, storage::StorageService& service,
+VolumeObject::VolumeObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
                            const storage::VolumeState& state)
-    : AdaptorInterfaces(bus, volume_path(state.pool, state.name)), service_(service), pool_(state.pool),
-      name_(state.name), state_(state) {
+    : AdaptorInterfaces(bus, volume_path(state.pool, state.name)), service_(service), jobs_(jobs),
+      pool_(state.pool), name_(state.name), state_(state) {
     registerAdaptor();
     emitInterfacesAddedSignal();
 }
@@ -58,56 +65,172 @@ void VolumeObject::not_yet(std::string_view member) const {
                                     member, name_, pool_));
 }
 
+void VolumeObject::refuse_if_busy(std::string_view what, bool backing_users) const {
+    if (storage::image_locked_for_writing(state_.path))
+        throw vmstor::Error(ErrorCode::Busy,
+                            fmt::format("cannot {} volume '{}' in pool '{}': another process (QEMU) "
+                                        "has it open for writing",
+                                        what, name_, pool_));
+    if (!backing_users)
+        return;
+    std::vector<std::string> users;
+    for (const auto& [pool_name, pool] : service_.pools())
+        for (const auto& [name, volume] : service_.volumes(pool_name))
+            for (const auto& [backing_path, format] : volume.backing_chain)
+                if (backing_path == state_.path)
+                    users.push_back(pool_name + "/" + name);
+    if (!users.empty())
+        throw vmstor::Error(ErrorCode::Busy,
+                            fmt::format("cannot {} volume '{}' in pool '{}': {} backed by it: {}", what,
+                                        name_, pool_,
+                                        users.size() == 1 ? "another volume is" : "other volumes are",
+                                        fmt::join(users, ", ")));
+}
+
 void VolumeObject::Delete(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options(options, "Volume.Delete options", {});
-        service_.delete_volume(pool_, name_);
+        refuse_if_busy("delete", true);
+        service_.delete_volume(pool_, name_); // may destroy this object: touch no member afterwards
     });
 }
 
 void VolumeObject::Resize(const uint64_t& capacity, const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options opts(options, "Volume.Resize options", {{"shrink", "b"}});
+        refuse_if_busy("resize", false);
         service_.resize_volume(pool_, name_, capacity, opts.flag("shrink", false));
     });
 }
 
-sdbus::ObjectPath VolumeObject::Wipe(const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("Wipe"); });
+void VolumeObject::Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
+                        std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Volume.Wipe options", {{"algorithm", "s"}, {"wait", "b"}});
+        JobSpec spec = wipe_volume_job(service_, state_, opts);
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
-sdbus::ObjectPath VolumeObject::Download(const sdbus::UnixFd&, const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("Download"); });
+
+void VolumeObject::Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                            std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Volume.Download options",
+                     {{"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"format", "s"}, {"wait", "b"}});
+        JobSpec spec = download_volume_job(state_, std::move(fd), opts);
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
-sdbus::ObjectPath VolumeObject::Upload(const sdbus::UnixFd&, const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("Upload"); });
+
+void VolumeObject::Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                          std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Volume.Upload options",
+                     {{"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"format", "s"}, {"wait", "b"}});
+        JobSpec spec = upload_volume_job(service_, state_, std::move(fd), opts);
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
-std::map<std::string, sdbus::Variant> VolumeObject::Check(const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> std::map<std::string, sdbus::Variant> { not_yet("Check"); });
+
+std::map<std::string, sdbus::Variant>
+VolumeObject::Check(const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options opts(options, "Volume.Check options", {{"repair", "s"}});
+        std::string repair = opts.text("repair").value_or("");
+        if (!repair.empty() && repair != "leaks" && repair != "all")
+            throw vmstor::Error(ErrorCode::InvalidArgument,
+                                fmt::format("Volume.Check: repair '{}' is not one of leaks, all", repair));
+        if (!repair.empty())
+            refuse_if_busy("repair", false);
+        storage::CheckReport report =
+            storage::check_image_file(state_.path, state_.format,
+                                      repair == "all"     ? storage::RepairLevel::All
+                                      : repair == "leaks" ? storage::RepairLevel::Leaks
+                                                          : storage::RepairLevel::None);
+        std::map<std::string, sdbus::Variant> out;
+        for (const auto& [key, value] : report.counts)
+            out[key] = value;
+        out["filename"] = state_.path;
+        out["format"] = state_.format;
+        out["messages"] = report.messages;
+        return out;
+    });
 }
+
 std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>&) {
     return guarded([&]() -> std::string { not_yet("Info"); });
 }
-sdbus::ObjectPath VolumeObject::Convert(const sdbus::ObjectPath&, const std::string&,
-                                        const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("Convert"); });
+
+void VolumeObject::Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool,
+                           std::string name, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Volume.Convert options",
+                     {{"format", "s"},
+                      {"compress", "b"},
+                      {"compression_type", "s"},
+                      {"cluster_size", "t"},
+                      {"wait", "b"}});
+        JobSpec spec =
+            copy_volume_job(service_, state_, pool_name_from_path(pool), name, opts, "volume-convert");
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
+
 sdbus::ObjectPath VolumeObject::CreateSnapshot(const std::string&,
                                                const std::map<std::string, sdbus::Variant>&) {
     return guarded([&]() -> sdbus::ObjectPath { not_yet("CreateSnapshot"); });
 }
-sdbus::ObjectPath VolumeObject::CreateOverlay(const std::string&,
-                                              const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("CreateOverlay"); });
+
+sdbus::ObjectPath VolumeObject::CreateOverlay(const std::string& name,
+                                              const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options opts(options, "Volume.CreateOverlay options",
+                     {{"cluster_size", "t"}, {"lazy_refcounts", "b"}});
+        if (state_.format != "raw" && state_.format != "qcow2")
+            not_yet("CreateOverlay of a non-raw, non-qcow2 volume");
+        storage::CreateVolumeRequest request;
+        request.pool = pool_;
+        request.name = name;
+        request.capacity = state_.capacity;
+        request.cluster_size = opts.u64("cluster_size");
+        request.lazy_refcounts = opts.flag("lazy_refcounts", false);
+        request.backing_path = state_.path;
+        request.backing_format = state_.format;
+        service_.check_volume_request(request);
+        if (!service_.writes_files(pool_))
+            not_yet("CreateOverlay in a pool without a directory");
+        storage::create_image_file(service_.new_volume_file(pool_, name), request);
+        service_.volume_file_changed(pool_, name);
+        return sdbus::ObjectPath(volume_path(pool_, name));
+    });
 }
-sdbus::ObjectPath VolumeObject::Commit(const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("Commit"); });
+
+void VolumeObject::Commit(sdbus::Result<sdbus::ObjectPath>&&, std::map<std::string, sdbus::Variant>) {
+    guarded([&] { not_yet("Commit"); });
 }
-sdbus::ObjectPath VolumeObject::Rebase(const std::string&, const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("Rebase"); });
+
+void VolumeObject::Rebase(sdbus::Result<sdbus::ObjectPath>&&, std::string,
+                          std::map<std::string, sdbus::Variant>) {
+    guarded([&] { not_yet("Rebase"); });
 }
-std::map<std::string, sdbus::Variant> VolumeObject::Measure(const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> std::map<std::string, sdbus::Variant> { not_yet("Measure"); });
+
+std::map<std::string, sdbus::Variant>
+VolumeObject::Measure(const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options opts(options, "Volume.Measure options", {{"format", "s"}, {"cluster_size", "t"}});
+        storage::MeasureReport report = storage::measure_image_file(
+            state_.path, state_.format, opts.text("format").value_or("qcow2"), opts.u64("cluster_size"));
+        std::map<std::string, sdbus::Variant> out;
+        out["required"] = report.required;
+        out["fully-allocated"] = report.fully_allocated;
+        return out;
+    });
 }
+
 std::vector<std::map<std::string, sdbus::Variant>>
 VolumeObject::Map(const std::map<std::string, sdbus::Variant>&) {
     return guarded([&]() -> std::vector<std::map<std::string, sdbus::Variant>> { not_yet("Map"); });

@@ -8,11 +8,13 @@
 
 namespace vmstor::daemon {
 
+class JobRegistry;
+
 class VolumeObject final
     : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Volume_adaptor, sdbus::ManagedObject_adaptor,
                                       sdbus::Properties_adaptor> {
   public:
-    VolumeObject(sdbus::IConnection& bus, storage::StorageService& service,
+    VolumeObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
                  const storage::VolumeState& state);
     ~VolumeObject();
 
@@ -21,23 +23,23 @@ class VolumeObject final
   private:
     void Delete(const std::map<std::string, sdbus::Variant>& options) override;
     void Resize(const uint64_t& capacity, const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath Wipe(const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath Download(const sdbus::UnixFd& fd,
-                               const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath Upload(const sdbus::UnixFd& fd,
-                             const std::map<std::string, sdbus::Variant>& options) override;
+    void Wipe(sdbus::Result<sdbus::ObjectPath>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                  std::map<std::string, sdbus::Variant> options) override;
+    void Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                std::map<std::string, sdbus::Variant> options) override;
     std::map<std::string, sdbus::Variant>
     Check(const std::map<std::string, sdbus::Variant>& options) override;
     std::string Info(const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath Convert(const sdbus::ObjectPath& pool, const std::string& name,
-                              const std::map<std::string, sdbus::Variant>& options) override;
+    void Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool, std::string name,
+                 std::map<std::string, sdbus::Variant> options) override;
     sdbus::ObjectPath CreateSnapshot(const std::string& name,
                                      const std::map<std::string, sdbus::Variant>& options) override;
     sdbus::ObjectPath CreateOverlay(const std::string& name,
                                     const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath Commit(const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath Rebase(const std::string& backing,
-                             const std::map<std::string, sdbus::Variant>& options) override;
+    void Commit(sdbus::Result<sdbus::ObjectPath>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
+                std::map<std::string, sdbus::Variant> options) override;
     std::map<std::string, sdbus::Variant>
     Measure(const std::map<std::string, sdbus::Variant>& options) override;
     std::vector<std::map<std::string, sdbus::Variant>>
@@ -60,7 +62,12 @@ class VolumeObject final
     const storage::VolumeState& state() const { return state_; }
     [[noreturn]] void not_yet(std::string_view member) const;
 
+    /// @brief Throws Busy when QEMU holds the image open for writing, or when other volumes are backed by it
+    /// (`backing_users`).
+    void refuse_if_busy(std::string_view what, bool backing_users) const;
+
     storage::StorageService& service_;
+    JobRegistry& jobs_;
     std::string pool_;
     std::string name_;
     storage::VolumeState state_;

@@ -121,15 +121,36 @@ void StorageService::stop_pool(const std::string& name) {
     sync_pool(name, VolumeSync::All);
 }
 
-void StorageService::build_pool(const std::string& name) {
+std::function<void()> StorageService::prepare_build(const std::string& name) {
     const PoolState& state = pool(name);
     if (state.active)
         throw vmstor::Error(ErrorCode::Busy,
                             fmt::format("cannot build pool '{}': it is running; stop it first", name));
     unsigned flags = pool_type_needs_overwrite_guard(state.type) ? VIR_STORAGE_POOL_BUILD_NO_OVERWRITE : 0;
-    if (virStoragePoolBuild(lookup_pool(name).get(), flags) < 0)
-        throw virt::last_error(fmt::format("cannot build pool '{}'", name));
-    sync_pool(name, VolumeSync::All);
+    auto handle = std::make_shared<virt::PoolHandle>(lookup_pool(name));
+    return [handle, flags, name] {
+        if (virStoragePoolBuild(handle->get(), flags) < 0)
+            throw virt::last_error(fmt::format("cannot build pool '{}'", name));
+    };
+}
+
+void StorageService::resync_pool(const std::string& name) {
+    if (connected())
+        sync_pool(name, VolumeSync::All);
+}
+
+void StorageService::volume_file_changed(const std::string& pool_name, const std::string& volume) {
+    try {
+        if (virStoragePoolRefresh(lookup_pool(pool_name).get(), 0) < 0)
+            throw virt::last_error(fmt::format("cannot refresh pool '{}'", pool_name));
+        virt::PoolHandle pool = lookup_pool(pool_name);
+        if (virt::VolumeHandle handle{virStorageVolLookupByName(pool.get(), volume.c_str())})
+            sync_volume(pool_name, volume);
+        else
+            sync_pool(pool_name, VolumeSync::NewOnly);
+    } catch (const vmstor::Error& e) {
+        spdlog::warn("after writing volume '{}' of pool '{}': {}", volume, pool_name, e.what());
+    }
 }
 
 void StorageService::refresh_pool(const std::string& name) {

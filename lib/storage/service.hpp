@@ -6,8 +6,10 @@
 #include "model.hpp"
 #include "virt/connection.hpp"
 #include "virt/descriptions.hpp"
+#include "volume_request.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,19 +23,6 @@ struct CreatePoolRequest {
     bool build = true;
     bool start = true;
     bool autostart = true;
-};
-
-struct CreateVolumeRequest {
-    std::string pool;
-    std::string name;
-    std::uint64_t capacity = 0;
-    std::string format = "qcow2";
-    std::string preallocation = "off";
-    std::string compat;
-    bool lazy_refcounts = false;
-    std::string backing_path;
-    std::string backing_format;
-    virt::Permissions permissions;
 };
 
 struct PoolSourceCandidate {
@@ -63,7 +52,14 @@ class StorageService {
     std::string define_pool_xml(const std::string& xml);
     void start_pool(const std::string& name);
     void stop_pool(const std::string& name);
-    void build_pool(const std::string& name);
+    /// @brief Checks that the pool can be built; returns the libvirt call to run on a worker thread
+    /// (libvirt handles may be used from any thread). Call resync_pool afterwards.
+    std::function<void()> prepare_build(const std::string& name);
+    /// @brief Re-reads a pool and all its volumes after work done off the main thread (a build).
+    void resync_pool(const std::string& name);
+    /// @brief After a job wrote a volume's file (new or changed): has libvirt refresh the pool, then
+    /// re-reads that volume and the pool's sizes. Errors are logged, not thrown: the job is done.
+    void volume_file_changed(const std::string& pool, const std::string& volume);
     void refresh_pool(const std::string& name);
     void undefine_pool(const std::string& name);
     void delete_pool(const std::string& name);
@@ -74,9 +70,17 @@ class StorageService {
     std::vector<virt::PoolSource> find_pool_sources(const std::string& type, const virt::PoolSource& hint);
 
     // Volumes.
+    /// @brief Checks a CreateVolume request (name, pool, sizes, option combinations); throws.
+    void check_volume_request(const CreateVolumeRequest& request) const;
+    /// @brief True for pools whose volumes are files in a directory that vmstord may write itself.
+    bool writes_files(const std::string& pool) const;
+    /// @brief Creates a volume through libvirt (pools vmstord does not write itself).
     const VolumeState& create_volume(const CreateVolumeRequest& request);
     void delete_volume(const std::string& pool, const std::string& name);
     void resize_volume(const std::string& pool, const std::string& name, std::uint64_t capacity, bool shrink);
+    /// @brief Creates the empty file of a new volume that a job will fill (O_EXCL, so two jobs cannot
+    /// claim one name), after the checks CreateVolume makes. Only pools with a target directory.
+    std::string new_volume_file(const std::string& pool, const std::string& name);
     /// @brief (pool, volume) of the volume at `path`; throws NotFound.
     std::pair<std::string, std::string> lookup_volume_by_path(const std::string& path);
 

@@ -6,7 +6,10 @@
 #include "service.hpp"
 #include "virt/errors.hpp"
 
+#include <cerrno>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 namespace vmstor::storage {
 
@@ -16,12 +19,23 @@ namespace {
 constexpr std::uint64_t max_raw_capacity = (1ULL << 63) - 1;
 constexpr std::uint64_t max_qcow2_capacity = 1ULL << 51;
 
-void check_create_request(const CreateVolumeRequest& request, const PoolState& pool) {
+} // namespace
+
+bool StorageService::writes_files(const std::string& pool_name) const {
+    const PoolState& state = pool(pool_name);
+    return state.type == "dir" || state.type == "fs" || state.type == "netfs";
+}
+
+void StorageService::check_volume_request(const CreateVolumeRequest& request) const {
+    validate_name("volume", request.name);
+    const PoolState& state = pool(request.pool);
     auto refuse = [&](ErrorCode code, const std::string& why) {
         return vmstor::Error(
             code, fmt::format("cannot create volume '{}' in pool '{}': {}", request.name, request.pool, why));
     };
-    if (!pool.active)
+    if (volumes(request.pool).contains(request.name))
+        throw refuse(ErrorCode::AlreadyExists, "it exists");
+    if (!state.active)
         throw refuse(ErrorCode::InvalidArgument, "the pool is not running; start it first");
     if (request.format != "raw" && request.format != "qcow2")
         throw refuse(ErrorCode::InvalidArgument,
@@ -40,37 +54,50 @@ void check_create_request(const CreateVolumeRequest& request, const PoolState& p
                      fmt::format("preallocation '{}' is not one of off, metadata, falloc, full", prealloc));
     if (prealloc == "metadata" && !qcow2)
         throw refuse(ErrorCode::InvalidArgument, "preallocation 'metadata' needs format qcow2");
-    if (prealloc == "full")
-        throw refuse(ErrorCode::NotSupported,
-                     "preallocation 'full' needs vmstor's job engine, which is not there yet");
-    if ((prealloc == "falloc") && request.capacity > pool.available)
+    if ((prealloc == "falloc" || prealloc == "full") && request.capacity > state.available)
         throw refuse(ErrorCode::NoSpace,
                      fmt::format("preallocating {} needs more than the {} the pool has free",
-                                 format_size(request.capacity), format_size(pool.available)));
+                                 format_size(request.capacity), format_size(state.available)));
     if (!request.compat.empty() && request.compat != "0.10" && request.compat != "1.1")
         throw refuse(ErrorCode::InvalidArgument,
                      fmt::format("compat '{}' is not one of 0.10, 1.1", request.compat));
-    if (!qcow2 && (!request.compat.empty() || request.lazy_refcounts || !request.backing_path.empty()))
-        throw refuse(ErrorCode::InvalidArgument, "compat, lazy_refcounts and backing need format qcow2");
-    if (request.lazy_refcounts && request.compat == "0.10")
-        throw refuse(ErrorCode::InvalidArgument, "lazy_refcounts needs compat 1.1");
+    if (!qcow2 && (!request.compat.empty() || request.lazy_refcounts || !request.backing_path.empty() ||
+                   request.cluster_size || request.extended_l2 || !request.compression_type.empty()))
+        throw refuse(ErrorCode::InvalidArgument, "compat, lazy_refcounts, cluster_size, extended_l2, "
+                                                 "compression_type and backing need format qcow2");
+    if ((request.lazy_refcounts || request.extended_l2 || request.compression_type == "zstd") &&
+        request.compat == "0.10")
+        throw refuse(ErrorCode::InvalidArgument,
+                     "lazy_refcounts, extended_l2 and zstd compression need compat 1.1");
+    if (auto size = request.cluster_size;
+        size && (*size < 512 || *size > (2u << 20) || (*size & (*size - 1))))
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("cluster_size {} is not a power of two from 512 to 2 MiB", *size));
+    if (!request.compression_type.empty() && request.compression_type != "zlib" &&
+        request.compression_type != "zstd")
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("compression_type '{}' is not one of zlib, zstd", request.compression_type));
     if (!request.backing_format.empty() && request.backing_path.empty())
         throw refuse(ErrorCode::InvalidArgument, "backing_format is given without backing");
     if (!request.backing_path.empty() && request.backing_format.empty())
         throw refuse(ErrorCode::InvalidArgument,
                      "backing needs backing_format: probing the format of a backing file is unsafe");
+    if (!request.backing_format.empty() && request.backing_format != "raw" &&
+        request.backing_format != "qcow2")
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("backing_format '{}' is not one of raw, qcow2", request.backing_format));
 }
 
-} // namespace
-
 const VolumeState& StorageService::create_volume(const CreateVolumeRequest& request) {
-    validate_name("volume", request.name);
-    const PoolState& pool_state = pool(request.pool);
-    if (volumes(request.pool).contains(request.name))
+    check_volume_request(request);
+    if (request.preallocation == "full" || request.cluster_size || request.extended_l2 ||
+        !request.compression_type.empty())
         throw vmstor::Error(
-            ErrorCode::AlreadyExists,
-            fmt::format("cannot create volume '{}' in pool '{}': it exists", request.name, request.pool));
-    check_create_request(request, pool_state);
+            ErrorCode::NotSupported,
+            fmt::format("cannot create volume '{}' in pool '{}': preallocation=full, cluster_size, "
+                        "extended_l2 and compression_type need a pool with a directory (dir, fs, "
+                        "netfs), where vmstord writes the image itself",
+                        request.name, request.pool));
 
     virt::VolumeDefinition definition;
     definition.name = request.name;
@@ -132,6 +159,36 @@ void StorageService::resize_volume(const std::string& pool_name, const std::stri
     if (virStorageVolResize(lookup_volume(pool_name, name).get(), capacity, flags) < 0)
         throw virt::last_error(fmt::format("cannot resize volume '{}' in pool '{}'", name, pool_name));
     sync_volume(pool_name, name);
+}
+
+std::string StorageService::new_volume_file(const std::string& pool_name, const std::string& name) {
+    validate_name("volume", name);
+    const PoolState& state = pool(pool_name);
+    auto refuse = [&](ErrorCode code, const std::string& why) {
+        return vmstor::Error(code,
+                             fmt::format("cannot create volume '{}' in pool '{}': {}", name, pool_name, why));
+    };
+    if (!state.active)
+        throw refuse(ErrorCode::InvalidArgument, "the pool is not running; start it first");
+    if (state.type != "dir" && state.type != "fs" && state.type != "netfs")
+        throw refuse(
+            ErrorCode::NotSupported,
+            fmt::format("vmstord writes images itself only into pools with a directory (dir, fs, netfs), "
+                        "not into '{}' pools",
+                        state.type));
+    if (volumes(pool_name).contains(name))
+        throw refuse(ErrorCode::AlreadyExists, "it exists");
+    std::string path = state.target_path + "/" + name;
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            throw refuse(ErrorCode::AlreadyExists,
+                         fmt::format("'{}' exists (made by another job or by hand)", path));
+        throw system_error(
+            errno, fmt::format("cannot create volume '{}' in pool '{}' at '{}'", name, pool_name, path));
+    }
+    ::close(fd);
+    return path;
 }
 
 std::pair<std::string, std::string> StorageService::lookup_volume_by_path(const std::string& path) {

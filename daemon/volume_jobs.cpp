@@ -1,0 +1,237 @@
+#include "volume_jobs.hpp"
+
+#include "object_paths.hpp"
+#include "qcow2/operations.hpp"
+#include "storage/image_jobs.hpp"
+#include "storage/image_lock.hpp"
+
+#include <fmt/format.h>
+#include <memory>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace vmstor::daemon {
+
+namespace {
+
+void require_engine_format(const storage::VolumeState& volume, std::string_view what) {
+    if (volume.format != "raw" && volume.format != "qcow2")
+        throw vmstor::Error(
+            ErrorCode::NotSupported,
+            fmt::format("cannot {} volume '{}' in pool '{}': its format '{}' is not raw or qcow2", what,
+                        volume.name, volume.pool, volume.format));
+}
+
+void refuse_if_locked(const storage::VolumeState& volume, std::string_view what) {
+    if (storage::image_locked_for_writing(volume.path))
+        throw vmstor::Error(ErrorCode::Busy,
+                            fmt::format("cannot {} volume '{}' in pool '{}': another process (QEMU) "
+                                        "has it open for writing",
+                                        what, volume.name, volume.pool));
+}
+
+storage::StreamRange read_range(const Options& options) {
+    storage::StreamRange range;
+    range.offset = options.u64("offset").value_or(0);
+    range.length = options.u64("length");
+    range.sparse = options.flag("sparse", false);
+    if (range.length && *range.length == 0)
+        throw vmstor::Error(ErrorCode::InvalidArgument, "option 'length' is 0 bytes");
+    return range;
+}
+
+void require_raw_stream(const Options& options, std::string_view what) {
+    if (auto format = options.text("format"); format && *format != "raw")
+        throw vmstor::Error(
+            ErrorCode::NotSupported,
+            fmt::format("{}: the stream format '{}' is not supported; streams are raw guest data", what,
+                        *format));
+}
+
+std::shared_ptr<sdbus::UnixFd> share(sdbus::UnixFd fd) {
+    if (!fd.isValid())
+        throw vmstor::Error(ErrorCode::InvalidArgument, "the file descriptor is not valid");
+    return std::make_shared<sdbus::UnixFd>(std::move(fd));
+}
+
+storage::ImageTarget read_target(const Options& options, const std::string& default_format,
+                                 const std::string& path) {
+    storage::ImageTarget target;
+    target.path = path;
+    target.format = options.text("format").value_or(default_format);
+    if (target.format != "raw" && target.format != "qcow2")
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("option 'format' is '{}', not one of raw, qcow2", target.format));
+    target.compress = options.flag("compress", false);
+    target.compression_type = options.text("compression_type").value_or("zlib");
+    target.cluster_size = options.u64("cluster_size");
+    bool qcow2 = target.format == "qcow2";
+    if (!qcow2 && (target.compress || options.has("compression_type") || target.cluster_size))
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            "options compress, compression_type and cluster_size need "
+                            "format qcow2");
+    if (target.compression_type != "zlib" && target.compression_type != "zstd")
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("option 'compression_type' is '{}', not one of "
+                                        "zlib, zstd",
+                                        target.compression_type));
+    if (auto size = target.cluster_size; size && (*size < 512 || *size > (2u << 20) || (*size & (*size - 1))))
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("option 'cluster_size' is {}: it must be a power of two from 512 to 2 MiB", *size));
+    return target;
+}
+
+} // namespace
+
+JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,
+                        const std::string& target_pool, const std::string& name, const Options& options,
+                        std::string operation) {
+    require_engine_format(source, "copy");
+    // Checked before the target file exists, so that a bad option leaves nothing behind.
+    storage::ImageTarget target = read_target(options, source.format, "");
+    target.path = service.new_volume_file(target_pool, name);
+    JobSpec spec;
+    spec.operation = std::move(operation);
+    spec.objects = {sdbus::ObjectPath(volume_path(source.pool, source.name)),
+                    sdbus::ObjectPath(pool_path(target_pool))};
+    spec.files = {target.path};
+    spec.work = [source_path = source.path, source_format = source.format,
+                 target](storage::JobContext& context) {
+        storage::convert_image_file(source_path, source_format, target, context);
+    };
+    spec.finished = [&service, target_pool, name](bool) {
+        service.volume_file_changed(target_pool, name);
+    };
+    return spec;
+}
+
+JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                        const Options& options) {
+    require_engine_format(volume, "wipe");
+    if (auto algorithm = options.text("algorithm"); algorithm && *algorithm != "zero")
+        throw vmstor::Error(ErrorCode::NotSupported,
+                            fmt::format("cannot wipe volume '{}': algorithm '{}' is not supported; 'zero' is",
+                                        volume.name, *algorithm));
+    refuse_if_locked(volume, "wipe");
+    JobSpec spec;
+    spec.operation = "volume-wipe";
+    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
+    spec.files = {volume.path};
+    spec.work = [path = volume.path, format = volume.format](storage::JobContext& context) {
+        storage::wipe_image_file(path, format, context);
+    };
+    spec.finished = [&service, pool = volume.pool, name = volume.name](bool) {
+        service.volume_file_changed(pool, name);
+    };
+    return spec;
+}
+
+JobSpec upload_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                          sdbus::UnixFd fd, const Options& options) {
+    require_engine_format(volume, "upload into");
+    require_raw_stream(options, "Volume.Upload");
+    refuse_if_locked(volume, "upload into");
+    storage::StreamRange range = read_range(options);
+    if (range.offset > volume.capacity)
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("cannot upload into volume '{}' at offset {}: it "
+                                        "has only {} bytes",
+                                        volume.name, range.offset, volume.capacity));
+    auto stream = share(std::move(fd));
+    JobSpec spec;
+    spec.operation = "volume-upload";
+    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
+    spec.files = {volume.path};
+    spec.work = [stream, path = volume.path, format = volume.format, range](storage::JobContext& context) {
+        storage::upload_into_image(stream->get(), path, format, range, context);
+    };
+    spec.finished = [&service, pool = volume.pool, name = volume.name](bool) {
+        service.volume_file_changed(pool, name);
+    };
+    return spec;
+}
+
+JobSpec download_volume_job(const storage::VolumeState& volume, sdbus::UnixFd fd, const Options& options) {
+    require_engine_format(volume, "download");
+    require_raw_stream(options, "Volume.Download");
+    storage::StreamRange range = read_range(options);
+    if (range.offset > volume.capacity)
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("cannot download volume '{}' from offset {}: it "
+                                        "has only {} bytes",
+                                        volume.name, range.offset, volume.capacity));
+    auto stream = share(std::move(fd));
+    JobSpec spec;
+    spec.operation = "volume-download";
+    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
+    spec.work = [stream, path = volume.path, format = volume.format, range](storage::JobContext& context) {
+        storage::download_from_image(stream->get(), path, format, range, context);
+    };
+    return spec;
+}
+
+JobSpec import_volume_job(storage::StorageService& service, const std::string& pool, const std::string& name,
+                          sdbus::UnixFd fd, const Options& options) {
+    storage::StreamRange range = read_range(options);
+    if (range.offset != 0)
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            "Pool.ImportVolume takes no 'offset': the stream is the "
+                            "whole volume");
+    auto stream = share(std::move(fd));
+    std::uint64_t size = range.length.value_or(0);
+    if (!range.length) {
+        struct stat st {};
+        if (fstat(stream->get(), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+            throw vmstor::Error(
+                ErrorCode::InvalidArgument,
+                fmt::format("cannot import volume '{}' into pool '{}': the stream's size is unknown "
+                            "(not a regular file); give the option 'length'",
+                            name, pool));
+        size = static_cast<std::uint64_t>(st.st_size);
+    }
+    storage::ImageTarget target = read_target(options, "qcow2", "");
+    if (target.compress)
+        throw vmstor::Error(ErrorCode::NotSupported,
+                            "Pool.ImportVolume does not compress; import, then Convert");
+    target.path = service.new_volume_file(pool, name);
+    JobSpec spec;
+    spec.operation = "pool-import-volume";
+    spec.objects = {sdbus::ObjectPath(pool_path(pool))};
+    spec.files = {target.path};
+    spec.work = [stream, target, size, range](storage::JobContext& context) {
+        try {
+            qcow2::CreateOptions create;
+            create.format = qcow2::parse_format(target.format);
+            create.size = size;
+            if (target.cluster_size)
+                create.cluster_size = *target.cluster_size;
+            qcow2::create_image(target.path, create);
+            storage::upload_into_image(stream->get(), target.path, target.format, range, context);
+        } catch (...) {
+            ::unlink(target.path.c_str());
+            throw;
+        }
+    };
+    spec.finished = [&service, pool, name](bool) {
+        service.volume_file_changed(pool, name);
+    };
+    return spec;
+}
+
+JobSpec build_pool_job(storage::StorageService& service, const std::string& pool) {
+    JobSpec spec;
+    spec.operation = "pool-build";
+    spec.objects = {sdbus::ObjectPath(pool_path(pool))};
+    spec.cancelable = false; // libvirt cannot stop a build half-way
+    spec.work = [build = service.prepare_build(pool)](storage::JobContext&) {
+        build();
+    };
+    spec.finished = [&service, pool](bool) {
+        service.resync_pool(pool);
+    };
+    return spec;
+}
+
+} // namespace vmstor::daemon

@@ -1,0 +1,33 @@
+// Builds the jobs of the data-moving methods: checks every argument on the main loop (so that a refused
+// call changes nothing), then hands plain paths and options to the work that runs on a worker thread.
+#pragma once
+
+#include "job_registry.hpp"
+#include "options.hpp"
+#include "storage/service.hpp"
+
+#include <cstdint>
+#include <sdbus-c++/Types.h>
+#include <string>
+
+namespace vmstor::daemon {
+
+/// @brief A copy of `source` as a new volume `name` in `target_pool` (Pool.CloneVolume, Volume.Convert).
+JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,
+                        const std::string& target_pool, const std::string& name, const Options& options,
+                        std::string operation);
+/// @brief Volume.Wipe.
+JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                        const Options& options);
+/// @brief Volume.Upload: raw guest data from `fd` into the volume.
+JobSpec upload_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                          sdbus::UnixFd fd, const Options& options);
+/// @brief Volume.Download: the volume's guest data, raw, to `fd`.
+JobSpec download_volume_job(const storage::VolumeState& volume, sdbus::UnixFd fd, const Options& options);
+/// @brief Pool.ImportVolume: a new volume whose guest data is read, raw, from `fd`.
+JobSpec import_volume_job(storage::StorageService& service, const std::string& pool, const std::string& name,
+                          sdbus::UnixFd fd, const Options& options);
+/// @brief Pool.Build.
+JobSpec build_pool_job(storage::StorageService& service, const std::string& pool);
+
+} // namespace vmstor::daemon

@@ -1,0 +1,262 @@
+#include "image_jobs.hpp"
+
+#include "qcow2/image.hpp"
+#include "qcow2/operations.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace vmstor::storage {
+
+namespace {
+
+constexpr std::size_t chunk_size = 1 << 20; // one read or write of a streaming job
+
+qcow2::CompressionType compression_type(const std::string& name) {
+    if (name == "zlib")
+        return qcow2::CompressionType::Zlib;
+    if (name == "zstd")
+        return qcow2::CompressionType::Zstd;
+    throw vmstor::Error(ErrorCode::InvalidArgument,
+                        fmt::format("compression_type '{}' is not one of zlib, zstd", name));
+}
+
+std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::string& format, bool writable) {
+    qcow2::OpenOptions options;
+    options.format = qcow2::parse_format(format);
+    options.writable = writable;
+    return qcow2::Image::open(path, options);
+}
+
+bool all_zero(std::span<const std::byte> data) {
+    return std::all_of(data.begin(), data.end(), [](std::byte b) { return b == std::byte{0}; });
+}
+
+/// @brief Reads until `out` is full or the stream ends; returns the count.
+std::size_t read_fully(int fd, std::span<std::byte> out) {
+    std::size_t got = 0;
+    while (got < out.size()) {
+        ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw system_error(errno, "cannot read the upload stream");
+        }
+        got += static_cast<std::size_t>(n);
+    }
+    return got;
+}
+
+void write_fully(int fd, std::span<const std::byte> data) {
+    std::size_t put = 0;
+    while (put < data.size()) {
+        ssize_t n = ::write(fd, data.data() + put, data.size() - put);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw system_error(errno, "cannot write the download stream");
+        }
+        put += static_cast<std::size_t>(n);
+    }
+}
+
+} // namespace
+
+void create_image_file(const std::string& path, const CreateVolumeRequest& request) {
+    try {
+        qcow2::CreateOptions options;
+        options.format = qcow2::parse_format(request.format);
+        options.size = request.capacity;
+        options.version = request.compat == "0.10" ? 2 : 3;
+        if (request.cluster_size)
+            options.cluster_size = *request.cluster_size;
+        options.lazy_refcounts = request.lazy_refcounts;
+        options.preallocation = qcow2::parse_preallocation(request.preallocation);
+        options.extended_l2 = request.extended_l2;
+        options.compression_type =
+            compression_type(request.compression_type.empty() ? "zlib" : request.compression_type);
+        if (!request.backing_path.empty()) {
+            options.backing_file = request.backing_path;
+            options.backing_format = request.backing_format;
+        }
+        qcow2::create_image(path, options);
+        const virt::Permissions& permissions = request.permissions;
+        if (permissions.mode && ::chmod(path.c_str(), *permissions.mode) < 0)
+            throw system_error(errno, fmt::format("cannot set the mode of '{}'", path));
+        if ((permissions.owner || permissions.group) &&
+            ::chown(path.c_str(), permissions.owner ? *permissions.owner : static_cast<uid_t>(-1),
+                    permissions.group ? *permissions.group : static_cast<gid_t>(-1)) < 0)
+            throw system_error(errno, fmt::format("cannot set the owner of '{}'", path));
+    } catch (...) {
+        ::unlink(path.c_str());
+        throw;
+    }
+}
+
+void convert_image_file(const std::string& source_path, const std::string& source_format,
+                        const ImageTarget& target, JobContext& context) {
+    try {
+        auto source = open_image(source_path, source_format, false);
+        std::uint64_t size = source->virtual_size();
+        context.set_total(size);
+        qcow2::ConvertOptions options;
+        options.target.format = qcow2::parse_format(target.format);
+        if (target.cluster_size)
+            options.target.cluster_size = *target.cluster_size;
+        options.target.compression_type = compression_type(target.compression_type);
+        options.compress = target.compress;
+        options.cancel = context.cancel_flag();
+        options.progress = [&](double percent) {
+            context.set_done(static_cast<std::uint64_t>(percent / 100.0 * static_cast<double>(size)));
+        };
+        qcow2::convert_image(*source, target.path, options);
+        context.set_done(size);
+    } catch (...) {
+        ::unlink(target.path.c_str()); // no half-written volume is left behind
+        throw;
+    }
+}
+
+void wipe_image_file(const std::string& path, const std::string& format, JobContext& context) {
+    auto image = open_image(path, format, true);
+    std::uint64_t size = image->virtual_size();
+    context.set_total(size);
+    std::vector<std::byte> zeroes(chunk_size);
+    std::uint64_t offset = 0;
+    while (offset < size) {
+        context.stop_if_cancelled("wipe of " + path);
+        qcow2::BlockStatus status =
+            image->block_status(offset, std::min<std::uint64_t>(size - offset, 1ULL << 30));
+        std::uint64_t length = std::max<std::uint64_t>(status.length, 1);
+        // Overwrite what lies on the host, so that the old data is gone and not just unreferenced.
+        if (status.data) {
+            for (std::uint64_t at = offset; at < offset + length; at += chunk_size) {
+                context.stop_if_cancelled("wipe of " + path);
+                std::size_t n =
+                    static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, offset + length - at));
+                image->write(at, std::span(zeroes).first(n));
+                context.set_done(at + n);
+            }
+        }
+        offset += length;
+        context.set_done(offset);
+    }
+    if (image->format() == qcow2::ImageFormat::Qcow2)
+        image->write_zeroes(0, size);
+    image->flush();
+}
+
+void upload_into_image(int fd, const std::string& path, const std::string& format, const StreamRange& range,
+                       JobContext& context) {
+    auto image = open_image(path, format, true);
+    std::uint64_t size = image->virtual_size();
+    if (range.offset > size)
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("upload offset {} is past the end of the volume ({} bytes)", range.offset, size));
+    std::uint64_t limit = std::min(size - range.offset, range.length.value_or(size - range.offset));
+    context.set_total(limit);
+    std::vector<std::byte> buffer(chunk_size);
+    std::uint64_t done = 0;
+    while (done < limit) {
+        context.stop_if_cancelled("upload into " + path);
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, limit - done));
+        std::size_t got = read_fully(fd, std::span(buffer).first(want));
+        if (got == 0)
+            break;
+        auto data = std::span<const std::byte>(buffer).first(got);
+        if (range.sparse && all_zero(data))
+            image->write_zeroes(range.offset + done, got);
+        else
+            image->write(range.offset + done, data);
+        done += got;
+        context.set_done(done);
+    }
+    if (range.length && done < *range.length && done < limit)
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("the upload stream ended after {} of the {} bytes announced", done, *range.length));
+    image->flush();
+}
+
+void download_from_image(int fd, const std::string& path, const std::string& format, const StreamRange& range,
+                         JobContext& context) {
+    auto image = open_image(path, format, false);
+    std::uint64_t size = image->virtual_size();
+    if (range.offset > size)
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("download offset {} is past the end of the volume "
+                                        "({} bytes)",
+                                        range.offset, size));
+    std::uint64_t end =
+        range.offset + std::min(size - range.offset, range.length.value_or(size - range.offset));
+    context.set_total(end - range.offset);
+    bool seekable = ::lseek(fd, 0, SEEK_CUR) >= 0;
+    std::vector<std::byte> buffer(chunk_size);
+    std::uint64_t at = range.offset;
+    while (at < end) {
+        context.stop_if_cancelled("download of " + path);
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, end - at));
+        auto chunk = std::span(buffer).first(n);
+        image->read(at, chunk);
+        if (range.sparse && seekable && all_zero(chunk)) {
+            if (::lseek(fd, static_cast<off_t>(n), SEEK_CUR) < 0)
+                throw system_error(errno, "cannot seek in the download target");
+        } else {
+            write_fully(fd, chunk);
+        }
+        at += n;
+        context.set_done(at - range.offset);
+    }
+    if (range.sparse && seekable) {
+        // A trailing hole needs the file's length set explicitly.
+        off_t length = ::lseek(fd, 0, SEEK_CUR);
+        if (length >= 0 && ::ftruncate(fd, length) < 0 && errno != EINVAL)
+            throw system_error(errno, "cannot set the length of the download target");
+    }
+}
+
+CheckReport check_image_file(const std::string& path, const std::string& format, RepairLevel repair) {
+    if (format == "raw")
+        throw vmstor::Error(ErrorCode::NotSupported,
+                            fmt::format("'{}' is a raw image: raw has no metadata to check", path));
+    auto image = open_image(path, format, repair != RepairLevel::None);
+    qcow2::CheckResult result = image->check(repair == RepairLevel::All     ? qcow2::RepairMode::All
+                                             : repair == RepairLevel::Leaks ? qcow2::RepairMode::Leaks
+                                                                            : qcow2::RepairMode::None);
+    if (repair != RepairLevel::None)
+        image->flush();
+    CheckReport report;
+    report.counts = {{"check-errors", result.check_errors},
+                     {"corruptions", result.corruptions},
+                     {"leaks", result.leaks},
+                     {"corruptions-fixed", result.corruptions_fixed},
+                     {"leaks-fixed", result.leaks_fixed},
+                     {"image-end-offset", result.image_end_offset},
+                     {"total-clusters", result.total_clusters},
+                     {"allocated-clusters", result.allocated_clusters},
+                     {"fragmented-clusters", result.fragmented_clusters},
+                     {"compressed-clusters", result.compressed_clusters}};
+    report.messages = result.messages;
+    return report;
+}
+
+MeasureReport measure_image_file(const std::string& path, const std::string& format,
+                                 const std::string& target_format,
+                                 std::optional<std::uint64_t> cluster_size) {
+    auto image = open_image(path, format, false);
+    qcow2::CreateOptions target;
+    target.format = qcow2::parse_format(target_format);
+    if (cluster_size)
+        target.cluster_size = *cluster_size;
+    qcow2::MeasureResult result = qcow2::measure_image(target, image.get(), 0);
+    return {result.required, result.fully_allocated};
+}
+
+} // namespace vmstor::storage

@@ -1,0 +1,72 @@
+// The work of data-moving jobs, on the qcow2 engine: plain paths and options in, progress and
+// cancellation through a JobContext. Runs on a worker thread; touches no shared state.
+#pragma once
+
+#include "job_context.hpp"
+#include "volume_request.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace vmstor::storage {
+
+struct ImageTarget {
+    std::string path;
+    std::string format = "qcow2";              ///< raw or qcow2
+    std::optional<std::uint64_t> cluster_size; ///< qcow2 only
+    bool compress = false;                     ///< qcow2 only: write compressed clusters
+    std::string compression_type = "zlib";     ///< zlib or zstd
+};
+
+/// @brief Creates the image of a new volume at `path` with the engine, with every option of the request,
+/// then applies its owner, group and mode. A failure removes the file.
+void create_image_file(const std::string& path, const CreateVolumeRequest& request);
+
+/// @brief Copies the guest data of the image at `source_path` (with its backing chain) into a new image.
+/// Zero and unallocated ranges are never read and stay holes. A failed or cancelled copy removes the
+/// target.
+void convert_image_file(const std::string& source_path, const std::string& source_format,
+                        const ImageTarget& target, JobContext& context);
+
+/// @brief Makes every guest byte read as zero and overwrites the old data where it lay on the host.
+void wipe_image_file(const std::string& path, const std::string& format, JobContext& context);
+
+struct StreamRange {
+    std::uint64_t offset = 0;
+    std::optional<std::uint64_t> length; ///< up to the end of the image (download) or of the stream (upload)
+    bool sparse = false;                 ///< skip zeroes: holes in the target instead of written zeroes
+};
+
+/// @brief Writes the raw guest data read from `fd` into the image at `path`, from `range.offset` on.
+void upload_into_image(int fd, const std::string& path, const std::string& format, const StreamRange& range,
+                       JobContext& context);
+
+/// @brief Writes the image's guest data, as raw bytes, to `fd`. With `sparse` and a seekable `fd`, zero
+/// ranges become holes.
+void download_from_image(int fd, const std::string& path, const std::string& format, const StreamRange& range,
+                         JobContext& context);
+
+enum class RepairLevel { None, Leaks, All };
+
+struct CheckReport {
+    /// (field, count) with the field names of `qemu-img check --output=json`.
+    std::vector<std::pair<std::string, std::uint64_t>> counts;
+    std::vector<std::string> messages;
+};
+
+/// @brief Checks (and repairs) an image's metadata; NotSupported for raw, which has none.
+CheckReport check_image_file(const std::string& path, const std::string& format, RepairLevel repair);
+
+struct MeasureReport {
+    std::uint64_t required = 0;
+    std::uint64_t fully_allocated = 0;
+};
+
+/// @brief What a copy of the image in `target_format` would need (qemu-img measure).
+MeasureReport measure_image_file(const std::string& path, const std::string& format,
+                                 const std::string& target_format, std::optional<std::uint64_t> cluster_size);
+
+} // namespace vmstor::storage
