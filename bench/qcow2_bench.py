@@ -11,6 +11,7 @@ Operations (the issue's speed goals in brackets):
   check of a preallocation=metadata image (1 TiB)              [<= 0.5x qemu-img's time]
   info and map of an image with 50 % of its clusters allocated at random (64 GiB)   [not slower]
 Peak memory is each command's maximum resident set (GNU time's %M); goal: no more than qemu-img.
+CPU seconds (user + system) are printed too: on a busy machine they vary less than wall time.
 A vmstor-img subcommand that fails is reported as "n/a (vmstor-img: <its error>)" and the run goes on.
 """
 import argparse
@@ -27,8 +28,8 @@ GiB, MiB, KiB = 1 << 30, 1 << 20, 1 << 10
 
 
 class Result:
-    def __init__(self, seconds, peak_kib, error=None):
-        self.seconds, self.peak_kib, self.error = seconds, peak_kib, error
+    def __init__(self, seconds, peak_kib, error=None, cpu_seconds=None):
+        self.seconds, self.peak_kib, self.error, self.cpu_seconds = seconds, peak_kib, error, cpu_seconds
 
 
 GNU_TIME = "/usr/bin/time"
@@ -40,19 +41,21 @@ def measure(args, stdout=subprocess.DEVNULL):
     Peak RSS comes from GNU time's %M: a child forked straight from this Python process would
     report Python's own resident set as its peak (Linux keeps the high-water mark across exec)."""
     report = tempfile.NamedTemporaryFile(prefix="vmstor-bench-rss-", mode="r")
-    wrapper = [GNU_TIME, "-f", "%M", "-o", report.name] if os.path.exists(GNU_TIME) else []
+    wrapper = [GNU_TIME, "-f", "%M %U %S", "-o", report.name] if os.path.exists(GNU_TIME) else []
     started = time.monotonic()
     try:
         child = subprocess.run(wrapper + args, stdout=stdout, stderr=subprocess.PIPE)
     except OSError as e:
         return Result(None, None, str(e))
     seconds = time.monotonic() - started
-    lines = report.read().split()
-    peak = int(lines[-1]) if wrapper and lines and lines[-1].isdigit() else None
+    fields = report.read().split()[-3:]  # a failed command's report starts with an extra line
+    peak = cpu = None
+    if wrapper and len(fields) == 3 and fields[0].isdigit():
+        peak, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
     if child.returncode != 0:
         errors = [ln for ln in child.stderr.decode(errors="replace").splitlines() if ln.strip()]
         return Result(seconds, peak, errors[0] if errors else f"exit {child.returncode}")
-    return Result(seconds, peak)
+    return Result(seconds, peak, cpu_seconds=cpu)
 
 
 def drop_file(path):
@@ -127,6 +130,11 @@ class Table:
         return f"{result.seconds:.2f}" if result and result.error is None else "n/a"
 
     @staticmethod
+    def cpu(result):
+        ok = result and result.error is None and result.cpu_seconds is not None
+        return f"{result.cpu_seconds:.2f}" if ok else "n/a"
+
+    @staticmethod
     def peak(result):
         return f"{result.peak_kib / 1024:.0f}" if result and result.error is None and result.peak_kib else "n/a"
 
@@ -135,7 +143,8 @@ class Table:
         return f"{value:.2f}{suffix}" if value is not None else "n/a"
 
     def render(self):
-        header = ["operation", "qemu-img s", "vmstor-img s", "speed vs qemu-img", "cp --sparse s",
+        header = ["operation", "qemu-img s", "vmstor-img s", "speed vs qemu-img", "qemu-img CPU s",
+                  "vmstor-img CPU s", "cp --sparse s",
                   "speed vs cp", "qemu-img MiB", "vmstor-img MiB", "memory ratio", "goal", "met"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         notes = []
@@ -146,6 +155,7 @@ class Table:
             memory = vmstor.peak_kib / qemu.peak_kib if ok and qemu.peak_kib and vmstor.peak_kib else None
             lines.append("| " + " | ".join([
                 operation, self.seconds(qemu), self.seconds(vmstor), self.ratio(speed, "x"),
+                self.cpu(qemu), self.cpu(vmstor),
                 self.seconds(baseline) if baseline else "", self.ratio(vs_cp, "x") if baseline else "",
                 self.peak(qemu), self.peak(vmstor), self.ratio(memory), goal.text(), goal.met(speed, vs_cp, memory),
             ]) + " |")
