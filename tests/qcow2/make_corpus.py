@@ -5,8 +5,8 @@ usage: make_corpus.py DIR
 
 Writes every image into DIR plus DIR/manifest.json, which lists each image, its features and, for the
 damaged and hostile ones, qemu-img's own verdict (see corpus_damage.py). Deterministic: the same
-layouts and guest data every run (only snapshot timestamps differ). Small: MiB-sized files, some
-with large sparse virtual sizes.
+bytes every run (snapshot dates are set to fixed values). Small: MiB-sized files, some with large
+sparse virtual sizes.
 """
 import argparse
 import json
@@ -18,6 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus_damage  # noqa: E402
+import qcow2_layout  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -215,7 +216,17 @@ def build_snapshots(c):
         c.write(name, ["write -P 0xd2 512k 1M", "discard 0 64k"])
         run("qemu-img", "snapshot", "-c", "second", name, cwd=c.dir)
         c.write(name, ["write -z 1M 128k", "write -P 0xd3 3M 4k"])
+        fix_snapshot_dates(c.path(name))
         c.add(name, "qcow2", {"compat": compat, "snapshots": 2})
+
+
+def fix_snapshot_dates(path):
+    """Replaces the creation times qemu-img snapshot -c recorded with fixed ones: same bytes every run."""
+    image = qcow2_layout.Image(path)
+    for index, entry in enumerate(image.snapshot_entry_offsets()):
+        image.write(">I", entry + 16, 1_700_000_000 + index)  # date, seconds
+        image.write(">I", entry + 20, 0)  # date, nanoseconds
+    image.save()
 
 
 def build(directory):

@@ -158,3 +158,14 @@ class Image:
         mask = ((1 << self.refcount_bits) - 1) << (bit % 8)
         byte = self.data[block + bit // 8]
         self.data[block + bit // 8] = (byte & ~mask) | ((value << (bit % 8)) & mask)
+
+    # --- snapshot table ---------------------------------------------------------------------
+    def snapshot_entry_offsets(self):
+        """File offsets of the snapshot table's entries (variable length, padded to 8 bytes)."""
+        offsets, where = [], self.get("snapshots_offset")
+        for _ in range(self.get("nb_snapshots")):
+            offsets.append(where)
+            id_len, name_len = struct.unpack_from(">HH", self.data, where + 12)
+            extra = self.read(">I", where + 36)
+            where += (40 + extra + id_len + name_len + 7) // 8 * 8
+        return offsets
