@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """vmstor-img check gives qemu-img check's verdict: the same exit code (0 clean, 1 not completed,
-2 corruptions, 3 leaks only, 63 no checks) and the same --output=json fields, for every image."""
+2 corruptions, 3 leaks only, 63 no checks) and the same --output=json fields, for every image; the
+human report of good and damaged images is the same line for line."""
 import unittest
 
 import difftest as dt
@@ -27,6 +28,21 @@ class CheckTest(unittest.TestCase):
             self.fail(f"vmstor-img check {image['name']} differs from qemu-img:\n" + "\n".join(problems))
 
 
+class CheckHumanTest(unittest.TestCase):
+    """The human report on stdout is compared line for line (problems go to stderr, not compared)."""
+
+    def check_image(self, image):
+        args = ["check", "-f", image["format"], image["file"]]
+        expected, actual = dt.qemu(*args), dt.vmstor(*args)
+        dt.assert_no_signal(self, actual, f"vmstor-img check {image['name']}")
+        self.assertEqual(actual.returncode, expected.returncode,
+                         f"vmstor-img check {image['name']}: {dt.describe(actual)}")
+        self.assertEqual(actual.stdout.decode(errors="replace"), expected.stdout.decode(errors="replace"),
+                         f"vmstor-img check {image['name']}: human report")
+
+
+dt.add_cases(CheckHumanTest, "check_human", dt.images(where=lambda i: i["kind"] != "hostile"),
+             CheckHumanTest.check_image)
 dt.add_cases(CheckTest, "check",
              dt.images(where=lambda i: "policy" not in i and i["name"] not in dt.STRICTER_THAN_QEMU),
              CheckTest.check_image)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """vmstor-img info --output=json equals qemu-img's on every field both report, for every corpus image
-that qemu-img can open; the fields every image has must be there."""
+(qemu-img's exit code where it refuses one); the fields every image has must be there. The human
+output of the good images is the same line for line."""
 import unittest
 
 import difftest as dt
@@ -48,12 +49,26 @@ class InfoBackingChainTest(unittest.TestCase):
         compare_info(self, ["--backing-chain", "-f", image["format"], image["file"]], image["name"])
 
 
+class InfoHumanTest(unittest.TestCase):
+    """The human output (the default) is compared line for line."""
+
+    def check_image(self, image):
+        args = ["info", "-f", image["format"], image["file"]]
+        expected, actual = dt.qemu(*args), dt.vmstor(*args)
+        dt.assert_no_signal(self, actual, f"vmstor-img info {image['name']}")
+        self.assertEqual(actual.returncode, expected.returncode,
+                         f"vmstor-img info {image['name']}: {dt.describe(actual)}")
+        self.assertEqual(actual.stdout.decode(errors="replace"), expected.stdout.decode(errors="replace"),
+                         f"vmstor-img info {image['name']}: human output")
+
+
 def compared(image):
     """Hostile headers qemu-img opens are compared too, except those vmstor-img must refuse."""
     return "policy" not in image and image["name"] not in dt.STRICTER_THAN_QEMU
 
 
 dt.add_cases(InfoTest, "info", dt.images(where=compared), InfoTest.check_image)
+dt.add_cases(InfoHumanTest, "info_human", dt.images(kind="good"), InfoHumanTest.check_image)
 dt.add_cases(InfoBackingChainTest, "info_backing_chain",
              dt.images(kind="good", where=lambda i: "chain_length" in i["features"]),
              InfoBackingChainTest.check_image)
