@@ -55,6 +55,12 @@ def vmstord_listing(bus):
     return root.GetManagedObjects(dbus_interface="org.freedesktop.DBus.ObjectManager", timeout=CALL_TIMEOUT)
 
 
+def busctl_listing(address):
+    """The same GetManagedObjects from a C client (sd-bus) that parses the reply but prints nothing."""
+    subprocess.run(["busctl", f"--address={address}", "call", "--quiet", "--timeout=600", "org.vmstor.Storage1",
+                    "/org/vmstor/Storage1", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects"], check=True)
+
+
 def libvirt_dbus_listing(bus):
     """The same listing through libvirt-dbus: pools, then per pool info, XML and volumes, then per volume XML."""
     flags = dbus.UInt32(0)
@@ -153,6 +159,9 @@ def main():
               f"{pools} pools, {count_volumes(objects)} volumes")
         print(f"  CPU per call: vmstord {own_cpu * 1000:.0f} ms, this python3-dbus client {client_cpu * 1000:.0f} ms")
         print(f"ratio: vmstord is {peer_time / own_time:.1f} times faster (goal: at least 20)")
+        busctl_time, _ = best_of(args.repeat, busctl_listing, env.bus_address)
+        print(f"  the same GetManagedObjects from busctl (a C client, one process per call): "
+              f"{busctl_time * 1000:.1f} ms, best of {args.repeat}")
         print(f"vmstord VmRSS with {total} volumes: {vmrss_kib(env.vmstord_pid) / 1024:.1f} MiB")
 
         if args.memory_volumes > total:
