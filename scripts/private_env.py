@@ -257,10 +257,11 @@ class PrivateEnv:
         kill_by_pidfile(self.path("bus", f"{kind}.pid"), "dbus-daemon")
 
     def bus_has_name(self, name, address=None):
-        listed = subprocess.run(
-            ["busctl", f"--address={address or self.bus_address}", "--no-pager", "--no-legend", "list"],
-            capture_output=True, text=True)
-        return listed.returncode == 0 and any(line.split()[:1] == [name] for line in listed.stdout.splitlines())
+        asked = subprocess.run(
+            ["dbus-send", f"--bus={address or self.bus_address}", "--print-reply=literal",
+             "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner",
+             f"string:{name}"], capture_output=True, text=True)
+        return asked.returncode == 0 and asked.stdout.split()[-1:] == ["true"]
 
     # vmstord ------------------------------------------------------------------------------------
     def start_vmstord(self, vmstord, stderr=None, extra_args=(), wait=True):

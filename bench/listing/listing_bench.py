@@ -159,9 +159,10 @@ def main():
               f"{pools} pools, {count_volumes(objects)} volumes")
         print(f"  CPU per call: vmstord {own_cpu * 1000:.0f} ms, this python3-dbus client {client_cpu * 1000:.0f} ms")
         print(f"ratio: vmstord is {peer_time / own_time:.1f} times faster (goal: at least 20)")
-        busctl_time, _ = best_of(args.repeat, busctl_listing, env.bus_address)
-        print(f"  the same GetManagedObjects from busctl (a C client, one process per call): "
-              f"{busctl_time * 1000:.1f} ms, best of {args.repeat}")
+        if shutil.which("busctl"):
+            busctl_time, _ = best_of(args.repeat, busctl_listing, env.bus_address)
+            print(f"  the same GetManagedObjects from busctl (a C client, one process per call): "
+                  f"{busctl_time * 1000:.1f} ms, best of {args.repeat}")
         print(f"vmstord VmRSS with {total} volumes: {vmrss_kib(env.vmstord_pid) / 1024:.1f} MiB")
 
         if args.memory_volumes > total:
