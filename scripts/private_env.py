@@ -10,6 +10,7 @@ Used as a module (`PrivateEnv`) or as a command: `private_env.py run|start|stop 
 """
 
 import argparse
+import hashlib
 import os
 import pwd
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ACCOUNT = "vmstortest"
@@ -37,6 +39,25 @@ def ensure_account(name=ACCOUNT):
     except KeyError:
         subprocess.run(["useradd", "--system", "--create-home", name], check=True)
         return pwd.getpwnam(name)
+
+
+def account_can_reach(user, path):
+    """Whether `user` may pass through every directory down to `path` (e.g. not when it is under /root)."""
+    return subprocess.run(["test", "-x", path], user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                          stdin=subprocess.DEVNULL).returncode == 0
+
+
+def reachable_state_dir(wanted, account=ACCOUNT):
+    """`wanted` when the account can reach it, otherwise a fixed directory of its own in the temporary
+    directory (scripts/run's ./var/ inside a checkout under /root, say)."""
+    wanted = os.path.abspath(wanted)
+    if account_can_reach(ensure_account(account), os.path.dirname(wanted)):
+        return wanted
+    digest = hashlib.sha256(wanted.encode()).hexdigest()[:12]
+    fallback = os.path.join(tempfile.gettempdir(), f"vmstor-state-{digest}")
+    print(f"note: the account '{account}' cannot reach {wanted}; keeping the state in {fallback} instead",
+          file=sys.stderr)
+    return fallback
 
 
 def _process_name(pid):
@@ -153,6 +174,9 @@ class PrivateEnv:
         os.chmod(self.path("run"), 0o700)
         os.makedirs(self.path("bus"), exist_ok=True)
         os.chmod(self.path("bus"), 0o755)
+        if not account_can_reach(self.user, self.path("run")):
+            raise EnvError(f"the account '{self.account}' cannot reach {self.state_dir}: a directory above it "
+                           "is closed to others; choose a state directory elsewhere")
         # A previous run that was killed hard may have left its processes: stop them first.
         self.stop()
 
@@ -266,7 +290,13 @@ class PrivateEnv:
     # vmstord ------------------------------------------------------------------------------------
     def start_vmstord(self, vmstord, stderr=None, extra_args=(), wait=True):
         """Runs vmstord as the account; stderr None means its log goes to vmstord.log."""
-        argv = [os.path.abspath(vmstord), "--connect", self.uri, "--verbose", *extra_args]
+        vmstord = os.path.abspath(vmstord)
+        if not account_can_reach(self.user, vmstord):
+            # A build tree the account cannot enter (under /root, say): run a copy from the state directory.
+            os.makedirs(self.path("bin"), exist_ok=True)
+            vmstord = shutil.copy2(vmstord, self.path("bin", "vmstord"))
+            os.chmod(vmstord, 0o755)
+        argv = [vmstord, "--connect", self.uri, "--verbose", *extra_args]
         env = self.account_env(DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
         if stderr is None:
             with open(self.path("vmstord.log"), "ab") as log:
@@ -393,7 +423,7 @@ def main():
     parser.add_argument("--vmstord", help="the vmstord executable")
     parser.add_argument("--vmstorctl", default="vmstorctl", help="how to call vmstorctl in the printed lines")
     args = parser.parse_args()
-    env = PrivateEnv(args.state, args.source_root)
+    env = PrivateEnv(reachable_state_dir(args.state), args.source_root)
     if args.command == "run":
         if not args.vmstord:
             parser.error("run needs --vmstord")
