@@ -288,7 +288,7 @@ class PrivateEnv:
         return asked.returncode == 0 and asked.stdout.split()[-1:] == ["true"]
 
     # vmstord ------------------------------------------------------------------------------------
-    def start_vmstord(self, vmstord, stderr=None, extra_args=(), wait=True):
+    def start_vmstord(self, vmstord, stderr=None, extra_args=(), extra_env=None, wait=True):
         """Runs vmstord as the account; stderr None means its log goes to vmstord.log."""
         vmstord = os.path.abspath(vmstord)
         if not account_can_reach(self.user, vmstord):
@@ -297,7 +297,7 @@ class PrivateEnv:
             vmstord = shutil.copy2(vmstord, self.path("bin", "vmstord"))
             os.chmod(vmstord, 0o755)
         argv = [vmstord, "--connect", self.uri, "--verbose", *extra_args]
-        env = self.account_env(DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
+        env = self.account_env(DBUS_SYSTEM_BUS_ADDRESS=self.bus_address, **(extra_env or {}))
         if stderr is None:
             with open(self.path("vmstord.log"), "ab") as log:
                 self.vmstord_process = self._spawn_as_account(argv, env, log, log)
