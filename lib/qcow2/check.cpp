@@ -20,11 +20,13 @@ class Qcow2Checker {
   private:
     void count(std::uint64_t offset, std::uint64_t bytes);
     std::uint64_t counted(std::uint64_t cluster) const;
+    std::uint64_t disk_refcount(std::uint64_t cluster);
     void walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool active);
     void walk_l2(std::uint64_t l2_offset, bool active);
     void walk_refcount_table();
     void walk_bitmaps();
     void compare_refcounts();
+    void rebuild_refcounts();
     void check_copied_flags();
     void report(std::string line) { result_.messages.push_back(std::move(line)); }
 
@@ -33,25 +35,31 @@ class Qcow2Checker {
     RepairMode repair_;
     CheckResult result_;
     std::uint64_t file_clusters_ = 0;
+    std::uint64_t file_bytes_ = 0;
     std::vector<std::uint16_t> refs_; // 0xffff means: look in big_refs_
     std::unordered_map<std::uint64_t, std::uint64_t> big_refs_;
     bool needs_rebuild_ = false;
+    std::vector<std::uint64_t> old_refcount_clusters_; // the refcount table's and blocks' clusters
+    std::uint64_t highest_cluster_ = 0;                // one past the last cluster counted or referenced
 };
 
 void Qcow2Checker::count(std::uint64_t offset, std::uint64_t bytes) {
     if (bytes == 0)
         return;
     const unsigned bits = h_.cluster_bits;
+    // Like QEMU: the last cluster may be partly past the end of the file, anything more is a corruption.
+    if (offset + bytes >= file_bytes_ + h_.cluster_size()) {
+        report(fmt::format("ERROR: counting reference for region exceeding the end of the file by one "
+                           "cluster or more: offset {:#x} size {:#x}",
+                           offset, bytes));
+        ++result_.corruptions;
+        return;
+    }
     const std::uint64_t first = offset >> bits;
     const std::uint64_t last = (offset + bytes - 1) >> bits;
+    if (last >= refs_.size())
+        refs_.resize(last + 1, 0);
     for (std::uint64_t c = first; c <= last; ++c) {
-        if (c >= file_clusters_) {
-            report(fmt::format("ERROR: counting reference for region exceeding the end of the file by one "
-                               "cluster or more: offset {:#x} size {:#x}",
-                               offset, bytes));
-            ++result_.corruptions;
-            return;
-        }
         if (refs_[c] < 0xfffe) {
             ++refs_[c];
         } else if (refs_[c] == 0xfffe) {
@@ -61,6 +69,17 @@ void Qcow2Checker::count(std::uint64_t offset, std::uint64_t bytes) {
             ++big_refs_[c];
         }
     }
+}
+
+std::uint64_t Qcow2Checker::disk_refcount(std::uint64_t cluster) {
+    // A refcount block that is misaligned or outside the file reads as zeroes (it was reported already).
+    const std::uint64_t index = cluster / h_.refcount_block_entries();
+    if (index >= img_.refcount_table_.size())
+        return 0;
+    const std::uint64_t block = img_.refcount_table_[index] & refcount_table_offset_mask;
+    if (block % h_.cluster_size() != 0 || block + h_.cluster_size() > file_bytes_)
+        return 0;
+    return img_.get_refcount(cluster);
 }
 
 std::uint64_t Qcow2Checker::counted(std::uint64_t cluster) const {
@@ -100,10 +119,9 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
         if (host == 0)
             continue;
         if (host % cluster != 0) {
-            report(
-                fmt::format("ERROR offset={:x}: Cluster is not properly aligned; L2 entry corrupted", host));
-            ++result_.corruptions;
-            continue;
+            report(fmt::format("ERROR offset={:x}: Data cluster is not properly aligned; L2 entry corrupted.",
+                               host));
+            ++result_.corruptions; // and counted all the same, as QEMU does
         }
         if (active) {
             ++result_.allocated_clusters;
@@ -134,11 +152,10 @@ void Qcow2Checker::walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool 
         if (l2 % cluster != 0) {
             report(fmt::format("ERROR l2_offset={:x}: Table is not cluster aligned; L1 entry corrupted", l2));
             ++result_.corruptions;
-            continue;
         }
         count(l2, cluster);
-        if (l2 + cluster > file_clusters_ * cluster)
-            continue; // already reported as beyond the end
+        if (l2 + cluster > file_bytes_)
+            continue; // past the end: QEMU reads zeroes there, so no entries
         walk_l2(l2, active);
     }
 }
@@ -146,6 +163,8 @@ void Qcow2Checker::walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool 
 void Qcow2Checker::walk_refcount_table() {
     const std::uint64_t cluster = h_.cluster_size();
     count(h_.refcount_table_offset, std::uint64_t{h_.refcount_table_clusters} * cluster);
+    for (std::uint64_t i = 0; i < h_.refcount_table_clusters; ++i)
+        old_refcount_clusters_.push_back(h_.refcount_table_offset / cluster + i);
     for (std::size_t i = 0; i < img_.refcount_table_.size(); ++i) {
         const std::uint64_t block = img_.refcount_table_[i] & refcount_table_offset_mask;
         if (block == 0)
@@ -154,14 +173,17 @@ void Qcow2Checker::walk_refcount_table() {
             report(fmt::format(
                 "ERROR refcount block {} is not cluster aligned; refcount table entry corrupted", i));
             ++result_.corruptions;
+            needs_rebuild_ = true;
             continue;
         }
-        if (block >= file_clusters_ * cluster) {
+        if (block >= file_bytes_) {
             report(fmt::format("ERROR refcount block {} is outside image", i));
             ++result_.corruptions;
+            needs_rebuild_ = true;
             continue;
         }
         count(block, cluster);
+        old_refcount_clusters_.push_back(block / cluster);
     }
 }
 
@@ -193,24 +215,56 @@ void Qcow2Checker::walk_bitmaps() {
 }
 
 void Qcow2Checker::compare_refcounts() {
-    // Repairs must not allocate a cluster that is referenced but counted zero on disk: allocate past the end.
-    img_.free_cluster_hint_ = std::max(img_.free_cluster_hint_, file_clusters_);
-    for (std::uint64_t c = 0; c < file_clusters_; ++c) {
-        const std::uint64_t on_disk = img_.get_refcount(c);
+    struct Mismatch {
+        std::uint64_t cluster, on_disk, references;
+    };
+    std::vector<Mismatch> mismatches;
+    for (std::uint64_t c = 0; c < refs_.size(); ++c) {
+        const std::uint64_t on_disk = disk_refcount(c);
         const std::uint64_t references = counted(c);
+        if (on_disk > 0 || references > 0)
+            highest_cluster_ = c + 1;
         if (on_disk == references)
             continue;
-        const bool leak = on_disk > references;
+        if (on_disk == 0)
+            needs_rebuild_ = true; // a referenced cluster counted free: the refcount structure is broken
+        mismatches.push_back({c, on_disk, references});
+    }
+    if (needs_rebuild_ && repair_ == RepairMode::All) {
+        // As QEMU: everything found so far counts as fixed by the rebuild.
+        for (const auto& m : mismatches) {
+            const bool leak = m.on_disk > m.references;
+            report(fmt::format("{} cluster {} refcount={} reference={}", leak ? "Leaked" : "ERROR", m.cluster,
+                               m.on_disk, m.references));
+            ++(leak ? result_.leaks : result_.corruptions);
+        }
+        report("Rebuilding refcount structure");
+        rebuild_refcounts();
+        result_.corruptions_fixed += result_.corruptions;
+        result_.leaks_fixed += result_.leaks;
+        result_.corruptions = result_.leaks = 0;
+        return;
+    }
+    if (needs_rebuild_ && repair_ == RepairMode::Leaks) {
+        for (const auto& m : mismatches)
+            if (m.on_disk < m.references)
+                report(fmt::format("ERROR cluster {} refcount={} reference={}", m.cluster, m.on_disk,
+                                   m.references));
+        report("ERROR need to rebuild refcount structures");
+        throw Error(ErrorCode::Failed, "Check failed: Input/output error");
+    }
+    // Repairs must not allocate a cluster that is referenced but counted zero on disk: allocate past the end.
+    img_.free_cluster_hint_ = std::max<std::uint64_t>(img_.free_cluster_hint_, refs_.size());
+    for (const auto& m : mismatches) {
+        const bool leak = m.on_disk > m.references;
         const bool fix = leak ? repair_ != RepairMode::None : repair_ == RepairMode::All;
-        if (on_disk == 0 && repair_ != RepairMode::All)
-            needs_rebuild_ = true;
         report(fmt::format("{} cluster {} refcount={} reference={}",
                            fix    ? "Repairing"
                            : leak ? "Leaked"
                                   : "ERROR",
-                           c, on_disk, references));
+                           m.cluster, m.on_disk, m.references));
         if (fix) {
-            img_.set_refcount(c, references);
+            img_.set_refcount(m.cluster, m.references);
             ++(leak ? result_.leaks_fixed : result_.corruptions_fixed);
         } else {
             ++(leak ? result_.leaks : result_.corruptions);
@@ -218,14 +272,68 @@ void Qcow2Checker::compare_refcounts() {
     }
 }
 
+void Qcow2Checker::rebuild_refcounts() {
+    // A new refcount table and blocks after everything in use, holding the counted references; the old
+    // structures are simply no longer counted.
+    const std::uint64_t cluster = h_.cluster_size();
+    const std::uint64_t per_block = h_.refcount_block_entries();
+    for (std::uint64_t c : old_refcount_clusters_)
+        if (c < refs_.size() && refs_[c] > 0)
+            --refs_[c];
+    const std::uint64_t start = std::max<std::uint64_t>(refs_.size(), (file_bytes_ + cluster - 1) / cluster);
+    std::uint64_t blocks = 1, table_clusters = 1;
+    for (int round = 0; round < 16; ++round) {
+        const std::uint64_t end = start + blocks + table_clusters;
+        const std::uint64_t needed_blocks = (end + per_block - 1) / per_block;
+        const std::uint64_t needed_table = (needed_blocks * 8 + cluster - 1) / cluster;
+        if (needed_blocks == blocks && needed_table == table_clusters)
+            break;
+        blocks = needed_blocks;
+        table_clusters = needed_table;
+    }
+    if (table_clusters * cluster > max_refcount_table_bytes)
+        throw Error(ErrorCode::NoSpace, "the rebuilt refcount table would exceed 8 MiB");
+    const std::uint64_t end = start + blocks + table_clusters;
+    const std::uint64_t max_value = h_.refcount_bits() >= 64 ? UINT64_MAX : (1ull << h_.refcount_bits()) - 1;
+    std::vector<std::uint64_t> table(table_clusters * cluster / 8, 0);
+    img_.refcount_cache_->clear();
+    for (std::uint64_t b = 0; b < blocks; ++b) {
+        std::vector<std::byte> block(cluster);
+        for (std::uint64_t i = 0; i < per_block; ++i) {
+            const std::uint64_t c = b * per_block + i;
+            std::uint64_t value = c >= start && c < end ? 1 : counted(c);
+            value = std::min(value, max_value);
+            if (value)
+                store_refcount_entry(block.data(), i, h_.refcount_order, value);
+        }
+        table[b] = (start + b) * cluster;
+        img_.file_.write(table[b], block);
+    }
+    std::vector<std::byte> raw(table.size() * 8);
+    for (std::size_t i = 0; i < table.size(); ++i)
+        store_be<std::uint64_t>(&raw[i * 8], table[i]);
+    img_.file_.write((start + blocks) * cluster, raw);
+    img_.file_.sync();
+    std::byte fields[12];
+    store_be<std::uint64_t>(fields, (start + blocks) * cluster);
+    store_be<std::uint32_t>(fields + 8, static_cast<std::uint32_t>(table_clusters));
+    img_.file_.write(field::refcount_table_offset, fields);
+    img_.file_.sync();
+    img_.header_.refcount_table_offset = (start + blocks) * cluster;
+    img_.header_.refcount_table_clusters = static_cast<std::uint32_t>(table_clusters);
+    img_.refcount_table_ = std::move(table);
+    img_.free_cluster_hint_ = 0;
+    file_bytes_ = img_.file_.size();
+}
+
 void Qcow2Checker::check_copied_flags() {
     const std::uint64_t cluster = h_.cluster_size();
     const std::uint32_t entry_size = h_.l2_entry_size();
     for (std::size_t i = 0; i < img_.l1_.size(); ++i) {
         const std::uint64_t l2 = img_.l1_[i] & l1e_offset_mask;
-        if (l2 == 0 || l2 % cluster != 0 || l2 + cluster > file_clusters_ * cluster)
+        if (l2 == 0)
             continue;
-        const std::uint64_t refcount = img_.get_refcount(l2 / cluster);
+        const std::uint64_t refcount = disk_refcount(l2 / cluster);
         const bool copied = (img_.l1_[i] & oflag_copied) != 0;
         if ((refcount == 1) != copied) {
             report(fmt::format("ERROR OFLAG_COPIED L2 cluster: l1_index={} l1_entry={:x} refcount={}", i,
@@ -238,6 +346,8 @@ void Qcow2Checker::check_copied_flags() {
                 ++result_.corruptions;
             }
         }
+        if (l2 + cluster > file_bytes_)
+            continue;
         std::vector<std::byte> table(cluster);
         img_.l2_cache_->forget(l2, cluster);
         img_.file_.read_exact(l2, table, "L2 table");
@@ -245,9 +355,9 @@ void Qcow2Checker::check_copied_flags() {
         for (std::uint64_t j = 0; j < h_.l2_entries(); ++j) {
             std::uint64_t entry = load_be64(&table[j * entry_size]);
             const std::uint64_t host = entry & l2e_offset_mask;
-            if ((entry & oflag_compressed) || host == 0 || host % cluster != 0)
+            if ((entry & oflag_compressed) || host == 0)
                 continue;
-            const std::uint64_t data_refcount = img_.get_refcount(host / cluster);
+            const std::uint64_t data_refcount = disk_refcount(host / cluster);
             if ((data_refcount == 1) == ((entry & oflag_copied) != 0))
                 continue;
             report(fmt::format("ERROR OFLAG_COPIED data cluster: l2_entry={:x} refcount={}", entry,
@@ -269,7 +379,8 @@ void Qcow2Checker::check_copied_flags() {
 CheckResult Qcow2Checker::run() {
     const std::uint64_t cluster = h_.cluster_size();
     img_.flush();
-    file_clusters_ = (img_.file_.size() + cluster - 1) / cluster;
+    file_bytes_ = img_.file_.size();
+    file_clusters_ = (file_bytes_ + cluster - 1) / cluster;
     refs_.assign(file_clusters_, 0);
     result_.total_clusters = (h_.size + cluster - 1) / cluster;
 
@@ -284,25 +395,21 @@ CheckResult Qcow2Checker::run() {
     if (repair_ != RepairMode::None && !img_.writable_)
         throw Error(ErrorCode::InvalidArgument, "repairing needs the image opened for writing");
     compare_refcounts();
-    if (needs_rebuild_) {
-        report("ERROR need to rebuild refcount structures");
-        ++result_.check_errors;
-    }
     check_copied_flags();
     if (repair_ != RepairMode::None) {
         img_.flush();
         if (result_.corruptions == 0 && (img_.header_.incompatible_features & incompat_corrupt))
             img_.set_incompatible_bit(incompat_corrupt, false);
     }
-    std::uint64_t last_used = 0;
-    for (std::uint64_t c = 0; c < file_clusters_; ++c)
-        if (counted(c) > 0)
-            last_used = c + 1;
-    result_.image_end_offset = last_used * cluster;
+    result_.image_end_offset = highest_cluster_ * cluster;
     return result_;
 }
 
 CheckResult Qcow2Image::check(RepairMode repair) {
+    if (header_.incompatible_features & incompat_data_file)
+        throw Error(
+            ErrorCode::NotSupported,
+            fmt::format("'{}': checking images with an external data file is not supported", file_.path()));
     CheckResult first = Qcow2Checker(*this, repair).run();
     if (repair == RepairMode::None || (first.leaks_fixed == 0 && first.corruptions_fixed == 0))
         return first;

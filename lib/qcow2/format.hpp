@@ -138,4 +138,55 @@ inline constexpr std::size_t snapshot_v3_min_extra = 16;
 
 inline constexpr std::uint64_t sector_size = 512;
 
+/// @brief Refcount `index` of a refcount block whose entries are 2^order bits (sub-byte: bit 0 is the LSB).
+inline std::uint64_t load_refcount_entry(const std::byte* block, std::uint64_t index, unsigned order) {
+    switch (order) {
+    case 0:
+    case 1:
+    case 2: {
+        const unsigned width = 1u << order;
+        const unsigned per_byte = 8 / width;
+        const auto byte = std::to_integer<unsigned>(block[index / per_byte]);
+        return (byte >> (width * (index % per_byte))) & ((1u << width) - 1);
+    }
+    case 3:
+        return std::to_integer<unsigned>(block[index]);
+    case 4:
+        return load_be16(block + index * 2);
+    case 5:
+        return load_be32(block + index * 4);
+    default:
+        return load_be64(block + index * 8);
+    }
+}
+
+inline void store_refcount_entry(std::byte* block, std::uint64_t index, unsigned order, std::uint64_t value) {
+    switch (order) {
+    case 0:
+    case 1:
+    case 2: {
+        const unsigned width = 1u << order;
+        const unsigned per_byte = 8 / width;
+        const unsigned shift = width * (index % per_byte);
+        const unsigned mask = ((1u << width) - 1) << shift;
+        auto byte = std::to_integer<unsigned>(block[index / per_byte]);
+        byte = (byte & ~mask) | ((static_cast<unsigned>(value) << shift) & mask);
+        block[index / per_byte] = static_cast<std::byte>(byte);
+        return;
+    }
+    case 3:
+        block[index] = static_cast<std::byte>(value);
+        return;
+    case 4:
+        store_be<std::uint16_t>(block + index * 2, static_cast<std::uint16_t>(value));
+        return;
+    case 5:
+        store_be<std::uint32_t>(block + index * 4, static_cast<std::uint32_t>(value));
+        return;
+    default:
+        store_be<std::uint64_t>(block + index * 8, value);
+        return;
+    }
+}
+
 } // namespace vmstor::qcow2::format

@@ -256,8 +256,8 @@ Header read_header(const File& file) {
     file.read_or_zero(0, cluster);
     if (h.backing_file_offset != 0)
         h.backing_file = read_string(&cluster[h.backing_file_offset], backing_file_size);
-    if (h.version >= 3)
-        parse_extensions(file, h, cluster, h.header_length, area_end);
+    // QEMU reads (and writes) header extensions for version 2 images too.
+    parse_extensions(file, h, cluster, h.header_length, area_end);
 
     if (h.crypt_method != crypt_none)
         throw Error(ErrorCode::NotSupported,

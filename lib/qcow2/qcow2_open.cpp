@@ -33,12 +33,17 @@ Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
     auto corrupt = [&](const std::string& why) {
         return Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid qcow2 image: {}", path, why));
     };
-    if (writable_ && (header_.incompatible_features & incompat_corrupt))
+    if (writable_ && !options.for_repair && (header_.incompatible_features & incompat_corrupt))
         throw Error(ErrorCode::Corrupt,
                     fmt::format("'{}' is marked corrupt and cannot be opened for writing (repair it with "
                                 "check -r all)",
                                 path));
     if (header_.incompatible_features & incompat_data_file) {
+        if (!header_.data_file && (writable_ || options.open_backing))
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("Could not open '{}': 'data-file' is required for "
+                                    "this image",
+                                    path));
         if (writable_ || options.open_backing)
             throw Error(
                 ErrorCode::NotSupported,
@@ -178,6 +183,9 @@ void Qcow2Image::mark_corrupt(const std::string& why) {
 void Qcow2Image::begin_write() {
     if (!writable_)
         throw Error(ErrorCode::InvalidArgument, fmt::format("'{}' is opened read-only", file_.path()));
+    if (header_.incompatible_features & incompat_corrupt)
+        throw Error(ErrorCode::Corrupt,
+                    fmt::format("'{}' is marked corrupt; repair it before writing", file_.path()));
     if (write_started_)
         return;
     write_started_ = true;

@@ -10,60 +10,6 @@ namespace vmstor::qcow2 {
 
 using namespace format;
 
-namespace {
-
-std::uint64_t load_refcount(const std::byte* block, std::uint64_t index, unsigned order) {
-    switch (order) {
-    case 0:
-    case 1:
-    case 2: {
-        const unsigned width = 1u << order;
-        const unsigned per_byte = 8 / width;
-        const auto byte = std::to_integer<unsigned>(block[index / per_byte]);
-        return (byte >> (width * (index % per_byte))) & ((1u << width) - 1);
-    }
-    case 3:
-        return std::to_integer<unsigned>(block[index]);
-    case 4:
-        return load_be16(block + index * 2);
-    case 5:
-        return load_be32(block + index * 4);
-    default:
-        return load_be64(block + index * 8);
-    }
-}
-
-void store_refcount(std::byte* block, std::uint64_t index, unsigned order, std::uint64_t value) {
-    switch (order) {
-    case 0:
-    case 1:
-    case 2: {
-        const unsigned width = 1u << order;
-        const unsigned per_byte = 8 / width;
-        const unsigned shift = width * (index % per_byte);
-        const unsigned mask = ((1u << width) - 1) << shift;
-        auto byte = std::to_integer<unsigned>(block[index / per_byte]);
-        byte = (byte & ~mask) | ((static_cast<unsigned>(value) << shift) & mask);
-        block[index / per_byte] = static_cast<std::byte>(byte);
-        return;
-    }
-    case 3:
-        block[index] = static_cast<std::byte>(value);
-        return;
-    case 4:
-        store_be<std::uint16_t>(block + index * 2, static_cast<std::uint16_t>(value));
-        return;
-    case 5:
-        store_be<std::uint32_t>(block + index * 4, static_cast<std::uint32_t>(value));
-        return;
-    default:
-        store_be<std::uint64_t>(block + index * 8, value);
-        return;
-    }
-}
-
-} // namespace
-
 std::uint64_t Qcow2Image::get_refcount(std::uint64_t cluster_index) {
     const std::uint64_t per_block = header_.refcount_block_entries();
     const std::uint64_t table_index = cluster_index / per_block;
@@ -72,7 +18,8 @@ std::uint64_t Qcow2Image::get_refcount(std::uint64_t cluster_index) {
     const std::uint64_t block = refcount_table_[table_index] & refcount_table_offset_mask;
     if (block == 0)
         return 0;
-    return load_refcount(refcount_cache_->get(block), cluster_index % per_block, header_.refcount_order);
+    return load_refcount_entry(refcount_cache_->get(block), cluster_index % per_block,
+                               header_.refcount_order);
 }
 
 bool Qcow2Image::refcount_block_present(std::uint64_t cluster_index) const {
@@ -89,7 +36,8 @@ void Qcow2Image::set_refcount(std::uint64_t cluster_index, std::uint64_t value) 
     ensure_refcount_block(cluster_index);
     const std::uint64_t per_block = header_.refcount_block_entries();
     const std::uint64_t block = refcount_table_[cluster_index / per_block] & refcount_table_offset_mask;
-    store_refcount(refcount_cache_->get(block), cluster_index % per_block, header_.refcount_order, value);
+    store_refcount_entry(refcount_cache_->get(block), cluster_index % per_block, header_.refcount_order,
+                         value);
     refcount_cache_->mark_dirty(block);
     if (value == 0 && cluster_index < free_cluster_hint_)
         free_cluster_hint_ = cluster_index;
@@ -140,7 +88,7 @@ void Qcow2Image::ensure_refcount_block(std::uint64_t cluster_index) {
         if (candidate / per_block == table_index) {
             // The new block describes itself.
             std::byte* block = refcount_cache_->fresh(candidate * cluster);
-            store_refcount(block, candidate % per_block, header_.refcount_order, 1);
+            store_refcount_entry(block, candidate % per_block, header_.refcount_order, 1);
         } else {
             ensure_refcount_block(candidate);
             if (get_refcount(candidate) != 0)
@@ -184,7 +132,7 @@ void Qcow2Image::grow_refcount_table(std::uint64_t needed_cluster_index) {
         const std::uint64_t first = (old_entries + k) * per_block;
         std::vector<std::byte> block(cluster);
         for (std::uint64_t c = std::max(first, start); c < std::min(first + per_block, end); ++c)
-            store_refcount(block.data(), c - first, header_.refcount_order, 1);
+            store_refcount_entry(block.data(), c - first, header_.refcount_order, 1);
         write_metadata(Metadata::Data, (start + k) * cluster, block);
     }
     std::vector<std::uint64_t> table = refcount_table_;

@@ -68,8 +68,9 @@ std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::opt
         options.format = qcow2::parse_format(*format);
     options.open_backing = open_backing;
     options.writable = writable;
-    // The command line is the user's own request: an unrecorded backing format is probed, as qemu-img does.
-    options.require_backing_format = false;
+    // Probing a backing file's format is how a hostile image reads files it should not: never probe.
+    options.require_backing_format = true;
+    options.for_repair = writable && !open_backing;
     return qcow2::Image::open(path, options);
 }
 

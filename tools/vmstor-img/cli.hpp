@@ -22,7 +22,7 @@ std::string human_size(std::uint64_t bytes);
 /// @brief Splits "k=v,k2=v2" (",," is a literal comma) into pairs; "help" is reported as InvalidArgument.
 std::vector<std::pair<std::string, std::string>> parse_option_list(const std::string& text);
 
-/// @brief Opens for reading, probing the format unless given; a backing file is probed only if `trusted`.
+/// @brief Opens an image, probing its own format unless given; a backing file needs a recorded format.
 std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::optional<std::string>& format,
                                          bool open_backing, bool writable = false);
 
