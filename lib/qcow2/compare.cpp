@@ -35,13 +35,18 @@ std::optional<std::uint64_t> first_nonzero_sector(Image& image, std::uint64_t of
 
 } // namespace
 
-CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progress) {
+CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progress, bool strict) {
     const std::uint64_t common = std::min(a.virtual_size(), b.virtual_size());
     const std::uint64_t total = std::max(a.virtual_size(), b.virtual_size());
     std::vector<std::byte> buf_a, buf_b;
     for (std::uint64_t pos = 0; pos < common;) {
         ChainStatus sa = chain_block_status(a, pos, common - pos);
         ChainStatus sb = chain_block_status(b, pos, sa.length);
+        if (strict && (sa.zero != sb.zero || sa.data != sb.data)) {
+            CompareResult r{false, pos};
+            r.status_mismatch = true;
+            return r;
+        }
         const bool both_zero = sa.zero && sb.zero;
         const std::uint64_t n =
             both_zero ? std::min(sa.length, sb.length) : std::min({sa.length, sb.length, compare_chunk});
@@ -138,8 +143,12 @@ MeasureResult measure_image(const CreateOptions& target, Image* source, std::uin
     r.fully_allocated =
         prealloc_size(virtual_size, cluster, static_cast<unsigned>(std::countr_zero(target.refcount_bits)),
                       target.extended_l2);
+    if (target.preallocation == Preallocation::Falloc || target.preallocation == Preallocation::Full)
+        required = virtual_size; // every data cluster will be allocated
     r.required = r.fully_allocated - virtual_size + required;
-    if (target.version >= 3 && source && source->format() == ImageFormat::Qcow2)
+    // Shown when both sides could hold persistent bitmaps, as qemu-img does.
+    if (target.version >= 3 && source && source->format() == ImageFormat::Qcow2 &&
+        source->info().compat != "0.10")
         r.bitmaps = 0; // bitmaps are not copied yet, and none are measured
     return r;
 }

@@ -64,7 +64,9 @@ class Converter {
 
 void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
     // Write only the non-zero parts, at the target's granularity (4 KiB for raw, like qemu-img -S).
-    const std::uint64_t grain = target_.format() == ImageFormat::Raw ? 4096 : target_.cluster_size();
+    std::uint64_t grain = target_.format() == ImageFormat::Raw ? 4096 : target_.cluster_size();
+    if (target_.format() == ImageFormat::Qcow2 && static_cast<Qcow2Image&>(target_).header().extended_l2())
+        grain /= subclusters_per_cluster; // subclusters are allocated on their own
     for (std::uint64_t pos = offset; pos < offset + length;) {
         check_cancel();
         const std::uint64_t n = std::min(chunk_size, offset + length - pos);

@@ -71,8 +71,10 @@ void validate(const CreateOptions& o) {
 void create_raw(const std::string& path, const CreateOptions& o) {
     File file(path, File::Mode::CreateTruncate);
     file.truncate(o.size);
-    if (o.preallocation == Preallocation::Falloc || o.preallocation == Preallocation::Full)
+    if (o.preallocation == Preallocation::Falloc)
         file.allocate(0, o.size);
+    else if (o.preallocation == Preallocation::Full)
+        file.write_zeroes(0, o.size);
 }
 
 void write_empty_qcow2(const std::string& path, const CreateOptions& o) {
@@ -213,8 +215,10 @@ void Qcow2Image::preallocate(Preallocation mode) {
             file_.punch_hole(host, std::min(count * cluster, file_size - host));
         for (std::uint64_t i = 0; i < count; ++i)
             set_l2_entry(first + i, {(host + i * cluster) | oflag_copied, all_allocated});
-        if (mode == Preallocation::Falloc || mode == Preallocation::Full)
+        if (mode == Preallocation::Falloc)
             file_.allocate(host, count * cluster);
+        else if (mode == Preallocation::Full)
+            file_.write_zeroes(host, count * cluster);
         data_end = std::max(data_end, host + count * cluster);
     }
     flush();

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace vmstor::qcow2 {
 
@@ -121,6 +122,15 @@ void File::allocate(std::uint64_t offset, std::uint64_t length) {
     int rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
     if (rc != 0)
         throw system_error(rc, fmt::format("cannot allocate space in '{}'", path_));
+}
+
+void File::write_zeroes(std::uint64_t offset, std::uint64_t length) {
+    const std::vector<std::byte> zeroes(std::min<std::uint64_t>(length, 1u << 20));
+    for (std::uint64_t done = 0; done < length;) {
+        const std::uint64_t chunk = std::min<std::uint64_t>(zeroes.size(), length - done);
+        write(offset + done, std::span(zeroes).first(chunk));
+        done += chunk;
+    }
 }
 
 void File::truncate(std::uint64_t size) {

@@ -28,6 +28,8 @@ class File {
     /// @brief Makes the range read as zero and, where possible, frees its space.
     void punch_hole(std::uint64_t offset, std::uint64_t length);
     void allocate(std::uint64_t offset, std::uint64_t length);
+    /// @brief Writes real zeroes (preallocation=full: the blocks must hold data, not unwritten extents).
+    void write_zeroes(std::uint64_t offset, std::uint64_t length);
     void truncate(std::uint64_t size);
     void sync();
     std::uint64_t size() const;

@@ -51,10 +51,12 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
 struct CompareResult {
     bool identical = true;
     std::uint64_t mismatch_offset = 0;
+    bool status_mismatch = false; // strict mode: allocation status differs at mismatch_offset
 };
 
-/// @brief Compares guest contents like qemu-img compare (a longer image must be zero past the shorter).
-CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progress = {});
+/// @brief Compares guest contents like qemu-img compare (a longer image must be zero past the shorter);
+/// `strict` also fails where the block status (zero/data) differs, as qemu-img compare -s.
+CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progress = {}, bool strict = false);
 
 struct MeasureResult {
     std::uint64_t required = 0;

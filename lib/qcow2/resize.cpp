@@ -11,9 +11,8 @@ using namespace format;
 
 void Qcow2Image::resize(std::uint64_t new_size, bool allow_shrink) {
     check_data_access();
-    if (!snapshots_.empty())
-        throw Error(ErrorCode::NotSupported,
-                    fmt::format("'{}': cannot resize an image that has internal snapshots", file_.path()));
+    if (new_size % 512 != 0)
+        throw Error(ErrorCode::InvalidArgument, "The new size must be a multiple of 512");
     if (new_size > max_virtual_size)
         throw Error(ErrorCode::InvalidArgument, fmt::format("{} is larger than the qcow2 maximum", new_size));
     if (new_size < header_.size && !allow_shrink)

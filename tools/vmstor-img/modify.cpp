@@ -262,9 +262,12 @@ int cmd_compare(int argc, char** argv) {
         return 1;
     }
     (void)progress;
-    qcow2::CompareResult r = qcow2::compare_images(*a, *b);
+    qcow2::CompareResult r = qcow2::compare_images(*a, *b, {}, strict);
     if (!quiet) {
-        if (r.identical)
+        if (r.status_mismatch)
+            std::printf("Strict mode: Offset %llu block status mismatch!\n",
+                        static_cast<unsigned long long>(r.mismatch_offset));
+        else if (r.identical)
             std::printf("Images are identical.\n");
         else
             std::printf("Content mismatch at offset %llu!\n",
