@@ -9,11 +9,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <sdbus-c++/sdbus-c++.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 namespace {
 
@@ -27,6 +29,22 @@ void set_up_logging(bool verbose) {
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
 }
 
+/// @brief The settings store in `directory`, made if missing; one that keeps nothing when it cannot be.
+vmstor::storage::SettingsStore settings_store(const std::string& directory) {
+    std::error_code error;
+    if (!directory.empty() && !std::filesystem::is_directory(directory) &&
+        !std::filesystem::create_directories(directory, error)) {
+        spdlog::warn("settings will not outlive this run: cannot create '{}': {}", directory,
+                     error.message());
+        return vmstor::storage::SettingsStore("");
+    }
+    if (!directory.empty() && ::access(directory.c_str(), W_OK) != 0) {
+        spdlog::warn("settings will not outlive this run: '{}' is not writable", directory);
+        return vmstor::storage::SettingsStore("");
+    }
+    return vmstor::storage::SettingsStore(directory);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -34,8 +52,12 @@ int main(int argc, char** argv) {
     bool session = false;
     bool verbose = false;
     std::string uri = "qemu:///system";
+    std::string state_dir = "/var/lib/vmstor";
     app.add_flag("--session", session, "Serve on the session bus instead of the system bus");
     app.add_option("--connect,-c", uri, "libvirt URI to manage")->capture_default_str();
+    app.add_option("--state-dir", state_dir,
+                   "Where settings that outlive a restart are kept (\"\" for nowhere)")
+        ->capture_default_str();
     app.add_flag("--verbose,-v", verbose, "Log debug messages");
     app.set_version_flag("--version", VMSTOR_VERSION);
     CLI11_PARSE(app, argc, argv);
@@ -50,7 +72,7 @@ int main(int argc, char** argv) {
         // Declared before the tree, so that jobs are cancelled (tree) before the workers are joined.
         vmstor::storage::WorkerPool workers;
         vmstor::daemon::ObjectTree tree(*bus, loop, workers);
-        vmstor::storage::StorageService service(uri, loop, tree);
+        vmstor::storage::StorageService service(uri, loop, tree, settings_store(state_dir));
         tree.attach(service);
         service.start();
 

@@ -88,6 +88,11 @@ std::string StorageService::create_pool(const CreatePoolRequest& request) {
         // Only storage that this call made is removed: a directory that existed before stays.
         if (built && !target_existed)
             virStoragePoolDelete(pool.get(), 0);
+        // A build that failed half-way may have made the target directory: remove it if it is empty.
+        std::error_code ignored;
+        if (!target_existed && !definition.target_path.empty() &&
+            std::filesystem::is_directory(definition.target_path, ignored))
+            std::filesystem::remove(definition.target_path, ignored);
         virStoragePoolUndefine(pool.get());
         sync_pool(definition.name, VolumeSync::NewOnly);
         throw;
@@ -97,6 +102,12 @@ std::string StorageService::create_pool(const CreatePoolRequest& request) {
 }
 
 std::string StorageService::define_pool_xml(const std::string& xml) {
+    std::string wanted = virt::parse_pool_xml(xml).name;
+    validate_name("pool", wanted);
+    if (pools_.contains(wanted))
+        throw vmstor::Error(
+            ErrorCode::AlreadyExists,
+            fmt::format("cannot define pool '{}' from XML: a pool of that name exists", wanted));
     virt::PoolHandle pool(virStoragePoolDefineXML(conn(), xml.c_str(), 0));
     if (!pool)
         throw virt::last_error("cannot define a pool from the given XML");
@@ -171,6 +182,13 @@ void StorageService::undefine_pool(const std::string& name) {
     if (virStoragePoolUndefine(lookup_pool(name).get()) < 0)
         throw virt::last_error(fmt::format("cannot undefine pool '{}'", name));
     sync_pool(name, VolumeSync::All);
+    if (!pools_.contains(name) && thresholds_.erase(name)) {
+        try {
+            settings_.save_thresholds(thresholds_);
+        } catch (const vmstor::Error& e) {
+            spdlog::warn("{}", e.what());
+        }
+    }
 }
 
 void StorageService::delete_pool(const std::string& name) {
@@ -203,7 +221,10 @@ void StorageService::set_thresholds(const std::string& name, const Thresholds& t
             ErrorCode::InvalidArgument,
             fmt::format("invalid thresholds for pool '{}': need 0 < warning ({}) <= critical ({}) <= 1", name,
                         thresholds.warning, thresholds.critical));
-    thresholds_[name] = thresholds;
+    auto saved = thresholds_;
+    saved[name] = thresholds;
+    settings_.save_thresholds(saved);
+    thresholds_ = std::move(saved);
     check_fill_level(pool(name));
 }
 

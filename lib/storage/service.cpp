@@ -25,9 +25,11 @@ const std::map<std::string, VolumeState> no_volumes;
 const Thresholds default_thresholds;
 } // namespace
 
-StorageService::StorageService(std::string uri, Scheduler& scheduler, Observer& observer)
+StorageService::StorageService(std::string uri, Scheduler& scheduler, Observer& observer,
+                               SettingsStore settings)
     : uri_(std::move(uri)), scheduler_(scheduler), observer_(observer),
-      reconnect_delay_(first_reconnect_delay), alive_(std::make_shared<bool>(true)) {}
+      reconnect_delay_(first_reconnect_delay), settings_(std::move(settings)),
+      thresholds_(settings_.load_thresholds()), alive_(std::make_shared<bool>(true)) {}
 
 StorageService::~StorageService() = default;
 
@@ -306,7 +308,6 @@ void StorageService::remove_pool(const std::string& name) {
     PoolState removed = std::move(it->second);
     pools_.erase(it);
     fill_levels_.erase(name);
-    thresholds_.erase(name);
     observer_.pool_removed(removed);
 }
 

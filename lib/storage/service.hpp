@@ -4,6 +4,7 @@
 #pragma once
 
 #include "model.hpp"
+#include "settings_store.hpp"
 #include "virt/connection.hpp"
 #include "virt/descriptions.hpp"
 #include "volume_request.hpp"
@@ -31,7 +32,8 @@ struct PoolSourceCandidate {
 
 class StorageService {
   public:
-    StorageService(std::string uri, Scheduler& scheduler, Observer& observer);
+    StorageService(std::string uri, Scheduler& scheduler, Observer& observer,
+                   SettingsStore settings = SettingsStore(""));
     ~StorageService();
 
     /// @brief Connects and loads the model; when libvirt is unreachable, keeps retrying with backoff.
@@ -125,7 +127,8 @@ class StorageService {
     std::string libvirt_version_;
     std::map<std::string, PoolState> pools_;
     std::map<std::string, std::map<std::string, VolumeState>> volumes_;
-    std::map<std::string, Thresholds> thresholds_;
+    SettingsStore settings_;
+    std::map<std::string, Thresholds> thresholds_; ///< by pool name, kept while a pool is away
     std::map<std::string, FillLevel> fill_levels_;
     std::map<std::string, std::vector<std::string>> domains_by_path_; ///< from the last sync_domain_usage
     unsigned polls_ = 0;

@@ -151,10 +151,10 @@ void StorageService::resize_volume(const std::string& pool_name, const std::stri
     if (capacity == state.capacity)
         return;
     if (capacity < state.capacity && !shrink)
-        throw refuse(
-            ErrorCode::InvalidArgument,
-            fmt::format("that is smaller than its {} bytes; pass the option shrink=true to shrink it",
-                        state.capacity));
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("that is smaller than its {} bytes; shrinking needs the option shrink=true "
+                                 "(vmstorctl vol-resize --shrink)",
+                                 state.capacity));
     unsigned flags = capacity < state.capacity ? VIR_STORAGE_VOL_RESIZE_SHRINK : 0;
     if (virStorageVolResize(lookup_volume(pool_name, name).get(), capacity, flags) < 0)
         throw virt::last_error(fmt::format("cannot resize volume '{}' in pool '{}'", name, pool_name));

@@ -83,6 +83,7 @@ PoolDescription parse_pool_xml(std::string_view xml) {
     pugi::xml_document doc = load(xml, "pool");
     pugi::xml_node pool = doc.child("pool");
     PoolDescription out;
+    out.name = pool.child_value("name");
     out.type = pool.attribute("type").as_string();
     out.target_path = pool.child("target").child_value("path");
     out.source = read_source(pool.child("source"));

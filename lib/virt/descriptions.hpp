@@ -28,6 +28,7 @@ struct Permissions {
 
 /// @brief What a pool's XML description says beyond virStoragePoolGetInfo.
 struct PoolDescription {
+    std::string name;
     std::string type;
     std::string target_path;
     PoolSource source;

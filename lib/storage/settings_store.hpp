@@ -1,0 +1,27 @@
+// Settings that vmstord keeps across restarts (pool thresholds), as one JSON file in its state directory.
+#pragma once
+
+#include "model.hpp"
+
+#include <map>
+#include <string>
+
+namespace vmstor::storage {
+
+class SettingsStore {
+  public:
+    /// @brief An empty `directory` keeps nothing on disk (settings live as long as the process).
+    explicit SettingsStore(std::string directory);
+
+    /// @brief Thresholds by pool name; an unreadable or damaged file is logged and read as empty.
+    std::map<std::string, Thresholds> load_thresholds() const;
+    /// @brief Replaces the file atomically (write, fsync, rename); throws vmstor::Error on failure.
+    void save_thresholds(const std::map<std::string, Thresholds>& thresholds) const;
+
+  private:
+    std::string file() const { return directory_ + "/settings.json"; }
+
+    std::string directory_;
+};
+
+} // namespace vmstor::storage
