@@ -7,8 +7,11 @@
 #include "qcow2_image.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <fmt/format.h>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 namespace vmstor::qcow2 {
@@ -36,6 +39,8 @@ bool is_zero(std::span<const std::byte> data) {
     return true;
 }
 
+class WorkerPool;
+
 class Converter {
   public:
     Converter(Image& source, Image& target, const ConvertOptions& options)
@@ -60,6 +65,7 @@ class Converter {
     const ConvertOptions& options_;
     std::uint64_t size_;
     std::vector<std::byte> buffer_;
+    std::unique_ptr<WorkerPool> pool_;
 };
 
 void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
@@ -92,18 +98,91 @@ void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
     }
 }
 
+// Worker threads that live for the whole convert: under load a new thread can wait long for a CPU,
+// so creating threads per batch would dominate.
+class WorkerPool {
+  public:
+    explicit WorkerPool(unsigned workers) {
+        for (unsigned i = 0; i < workers; ++i)
+            threads_.emplace_back([this] { serve(); });
+    }
+    ~WorkerPool() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (auto& t : threads_)
+            t.join();
+    }
+    /// @brief Calls job(i) for every i < count on the workers and the calling thread.
+    void run(std::uint64_t count, const std::function<void(std::uint64_t)>& job) {
+        {
+            std::lock_guard lock(mutex_);
+            job_ = &job;
+            count_ = count;
+            next_ = 0;
+            busy_ = threads_.size();
+            ++generation_;
+        }
+        wake_.notify_all();
+        work();
+        std::unique_lock lock(mutex_);
+        done_.wait(lock, [this] { return busy_ == 0; });
+        job_ = nullptr;
+    }
+
+  private:
+    void work() {
+        while (true) {
+            const std::uint64_t i = next_.fetch_add(1);
+            if (i >= count_)
+                return;
+            (*job_)(i);
+        }
+    }
+    void serve() {
+        std::uint64_t seen = 0;
+        while (true) {
+            {
+                std::unique_lock lock(mutex_);
+                wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+                if (stopping_)
+                    return;
+                seen = generation_;
+            }
+            work();
+            std::lock_guard lock(mutex_);
+            if (--busy_ == 0)
+                done_.notify_one();
+        }
+    }
+
+    std::vector<std::thread> threads_;
+    std::mutex mutex_;
+    std::condition_variable wake_, done_;
+    const std::function<void(std::uint64_t)>* job_ = nullptr;
+    std::uint64_t count_ = 0;
+    std::atomic<std::uint64_t> next_{0};
+    std::size_t busy_ = 0;
+    std::uint64_t generation_ = 0;
+    bool stopping_ = false;
+};
+
 void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
     auto& qcow2 = static_cast<Qcow2Image&>(target_);
     const std::uint64_t cluster = target_.cluster_size();
     const CompressionType type =
         qcow2.header().compression_type == compression_zstd ? CompressionType::Zstd : CompressionType::Zlib;
-    unsigned threads =
+    const unsigned threads =
         options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+    if (!pool_)
+        pool_ = std::make_unique<WorkerPool>(threads - 1);
     // Whole clusters only: a range is widened to cluster boundaries (the extra bytes are read as they are).
     const std::uint64_t first = offset / cluster;
     const std::uint64_t last =
         std::min((offset + length + cluster - 1) / cluster, (size_ + cluster - 1) / cluster);
-    const std::uint64_t batch = std::max<std::uint64_t>(16, 8 * threads);
+    const std::uint64_t batch = std::max<std::uint64_t>(4 * threads, (16ull << 20) / cluster);
     std::vector<std::byte> input(batch * cluster);
     std::vector<std::vector<std::byte>> output(batch);
     std::vector<char> zero(batch);
@@ -112,21 +191,14 @@ void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
         const std::uint64_t count = std::min(batch, last - gc);
         const std::uint64_t start = gc * cluster;
         const std::uint64_t bytes = std::min(count * cluster, size_ - start);
-        std::fill(input.begin(), input.end(), std::byte{0});
+        if (bytes < count * cluster)
+            std::fill(input.begin() + static_cast<std::ptrdiff_t>(bytes), input.end(), std::byte{0});
         source_.read(start, std::span(input).first(bytes));
-        auto work = [&](unsigned worker) {
-            for (std::uint64_t i = worker; i < count; i += threads) {
-                auto in = std::span(input).subspan(i * cluster, cluster);
-                zero[i] = is_zero(in);
-                output[i] = zero[i] ? std::vector<std::byte>{} : compress_cluster(type, in, cluster - 512);
-            }
-        };
-        std::vector<std::thread> pool;
-        for (unsigned w = 1; w < threads; ++w)
-            pool.emplace_back(work, w);
-        work(0);
-        for (auto& t : pool)
-            t.join();
+        pool_->run(count, [&](std::uint64_t i) {
+            auto in = std::span(input).subspan(i * cluster, cluster);
+            zero[i] = is_zero(in);
+            output[i] = zero[i] ? std::vector<std::byte>{} : compress_cluster(type, in, cluster - 512);
+        });
         for (std::uint64_t i = 0; i < count; ++i) {
             if (zero[i])
                 continue;
@@ -203,6 +275,7 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
     open.writable = true;
     open.open_backing = false;
     open.building = true;
+    open.sync = options.sync;
     auto target = Image::open(target_path, open);
     Converter(source, *target, options).run();
 }

@@ -29,6 +29,9 @@ struct OpenOptions {
     /// The image is being built (create, convert) and nobody uses it yet: skip the syncs between
     /// dependent metadata writes that only protect an image in use; flush() still syncs.
     bool building = false;
+    /// false: flush() writes everything back without syncing the file (qemu-img convert's cache=unsafe,
+    /// for a target nobody uses until the command ends).
+    bool sync = true;
     /// Open for writing only to repair metadata (check -r): allowed even on an image marked corrupt.
     bool for_repair = false;
     /// Upper bound of the L2 slice cache in bytes (QEMU's default maximum is 32 MiB).

@@ -42,6 +42,7 @@ struct ConvertOptions {
     unsigned threads = 0;  // compression threads; 0: one per core
     ProgressCallback progress;
     const std::atomic<bool>* cancel = nullptr; // set to stop with ErrorCode::Cancelled
+    bool sync = true; // false: no fdatasync at the end (qemu-img convert's default cache=unsafe)
 };
 
 /// @brief Copies the guest data of `source` (and its backing chain) into a new image. Ranges the source

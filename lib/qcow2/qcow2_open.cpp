@@ -216,15 +216,16 @@ void Qcow2Image::flush() {
     if (!writable_)
         return;
     refcount_cache_->write_back();
-    file_.sync();
+    ordered_sync();
     l2_cache_->write_back();
-    file_.sync();
-    // Clusters the written L2 entries no longer point at can be released now.
+    // Clusters the written L2 entries no longer point at can be released once those are on disk.
     if (!pending_releases_.empty()) {
+        ordered_sync();
         apply_pending_releases();
         refcount_cache_->write_back();
-        file_.sync();
     }
+    if (options_.sync)
+        file_.sync();
 }
 
 ImageInfo Qcow2Image::info() {

@@ -9,7 +9,8 @@
 namespace vmstor::qcow2 {
 
 RawImage::RawImage(const std::string& path, const OpenOptions& options)
-    : file_(path, options.writable ? File::Mode::ReadWrite : File::Mode::ReadOnly), size_(file_.size()) {}
+    : file_(path, options.writable ? File::Mode::ReadWrite : File::Mode::ReadOnly), size_(file_.size()),
+      sync_(options.sync) {}
 
 void RawImage::check_range(std::uint64_t offset, std::uint64_t length) const {
     if (offset > size_ || length > size_ - offset)
@@ -38,7 +39,7 @@ void RawImage::discard(std::uint64_t offset, std::uint64_t length) {
 }
 
 void RawImage::flush() {
-    if (file_.writable())
+    if (file_.writable() && sync_)
         file_.sync();
 }
 

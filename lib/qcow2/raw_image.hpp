@@ -29,6 +29,7 @@ class RawImage final : public Image {
     void check_range(std::uint64_t offset, std::uint64_t length) const;
     File file_;
     std::uint64_t size_;
+    bool sync_;
 };
 
 } // namespace vmstor::qcow2

@@ -167,6 +167,7 @@ int cmd_convert(int argc, char** argv) {
     std::string target_format = "raw";
     std::vector<std::pair<std::string, std::string>> given;
     qcow2::ConvertOptions options;
+    options.sync = false;
     bool progress = false;
     optind = 1;
     for (int c; (c = getopt(argc, argv, "f:O:o:cpm:WqUnS:t:T:")) != -1;) {
@@ -197,11 +198,14 @@ int cmd_convert(int argc, char** argv) {
         }
         case 'n':
             throw Error(ErrorCode::NotSupported, "convert -n (an existing target) is not supported");
+        case 't':
+            // qemu-img convert writes its target with cache=unsafe unless told otherwise.
+            options.sync = std::string(optarg) != "unsafe";
+            break;
         case 'W':
         case 'q':
         case 'U':
         case 'S':
-        case 't':
         case 'T':
             break;
         default:
