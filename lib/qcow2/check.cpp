@@ -1,5 +1,6 @@
 // check and repair: count every reference from the metadata, compare with the refcounts on disk,
 // verify the COPIED flags, and repair leaks (-r leaks) and refcount errors (-r all) as qemu-img does.
+#include "bitmap_directory.hpp"
 #include "common/error.hpp"
 #include "format.hpp"
 #include "qcow2_image.hpp"
@@ -188,25 +189,16 @@ void Qcow2Checker::walk_refcount_table() {
 }
 
 void Qcow2Checker::walk_bitmaps() {
-    if (!h_.bitmaps)
-        return;
-    const auto& b = *h_.bitmaps;
-    count(b.directory_offset, b.directory_size);
-    std::vector<std::byte> dir(b.directory_size);
-    img_.file_.read_exact(b.directory_offset, dir, "bitmap directory");
-    std::size_t pos = 0;
-    for (std::uint32_t n = 0; n < b.nb_bitmaps && pos + 24 <= dir.size(); ++n) {
-        const std::uint64_t table_offset = load_be64(&dir[pos]);
-        const std::uint32_t table_size = load_be32(&dir[pos + 8]);
-        const std::uint16_t name_size = load_be16(&dir[pos + 18]);
-        const std::uint32_t extra_size = load_be32(&dir[pos + 20]);
-        pos += (24 + extra_size + name_size + 7) / 8 * 8;
-        if (table_offset == 0 || std::uint64_t{table_size} * 8 > max_l1_table_bytes)
+    if (!h_.bitmaps || !(h_.autoclear_features & autoclear_bitmaps))
+        return; // QEMU ignores an inconsistent bitmaps extension, so its clusters count as leaks
+    count(h_.bitmaps->directory_offset, h_.bitmaps->directory_size);
+    for (const auto& b : read_bitmap_directory(img_.file_, h_)) {
+        if (b.table_offset == 0 || std::uint64_t{b.table_size} * 8 > max_l1_table_bytes)
             continue;
-        count(table_offset, std::uint64_t{table_size} * 8);
-        std::vector<std::byte> table(std::uint64_t{table_size} * 8);
-        img_.file_.read_or_zero(table_offset, table);
-        for (std::uint32_t i = 0; i < table_size; ++i) {
+        count(b.table_offset, std::uint64_t{b.table_size} * 8);
+        std::vector<std::byte> table(std::uint64_t{b.table_size} * 8);
+        img_.file_.read_or_zero(b.table_offset, table);
+        for (std::uint32_t i = 0; i < b.table_size; ++i) {
             const std::uint64_t data = load_be64(&table[i * 8]) & l2e_offset_mask;
             if (data != 0)
                 count(data, h_.cluster_size());

@@ -60,6 +60,13 @@ struct SnapshotInfo {
     std::optional<std::uint64_t> disk_size;
 };
 
+struct BitmapInfo {
+    std::string name;
+    std::uint64_t granularity = 0;
+    bool in_use = false;
+    bool auto_ = false; // "auto": tracks every write
+};
+
 struct ImageInfo {
     ImageFormat format = ImageFormat::Raw;
     std::string filename;
@@ -76,7 +83,7 @@ struct ImageInfo {
     bool extended_l2 = false;
     std::optional<std::string> data_file;
     bool data_file_raw = false;
-    bool has_bitmaps = false;
+    std::vector<BitmapInfo> bitmaps; // only when they are consistent (autoclear bit set), as QEMU shows them
     std::optional<std::string> backing_filename;      // as recorded in the image
     std::optional<std::string> full_backing_filename; // resolved relative to the image
     std::optional<std::string> backing_format;

@@ -1,4 +1,5 @@
 // Opening a qcow2 image: header, tables, caches, backing chain; header updates; info.
+#include "bitmap_directory.hpp"
 #include "common/error.hpp"
 #include "format.hpp"
 #include "qcow2_image.hpp"
@@ -190,10 +191,15 @@ void Qcow2Image::begin_write() {
         return;
     write_started_ = true;
     bool changed = false;
-    // Bitmaps we do not update become stale: clear their autoclear bit, as the spec asks; unknown
-    // autoclear bits must be cleared before the first write too.
-    if (header_.autoclear_features & ~autoclear_data_file_raw) {
-        header_.autoclear_features &= autoclear_data_file_raw;
+    // We do not update bitmaps: mark them in use (inconsistent but intact, as QEMU does while it has the
+    // image open). Unknown autoclear bits must be cleared before the first write.
+    if (header_.bitmaps && (header_.autoclear_features & autoclear_bitmaps)) {
+        write_metadata(Metadata::BitmapDirectory, header_.bitmaps->directory_offset,
+                       bitmap_directory_in_use(file_, header_));
+        ordered_sync();
+    }
+    if (header_.autoclear_features & ~autoclear_known) {
+        header_.autoclear_features &= autoclear_known;
         changed = true;
     }
     lazy_refcounts_ = header_.version >= 3 && (header_.compatible_features & compat_lazy_refcounts);
@@ -246,7 +252,10 @@ ImageInfo Qcow2Image::info() {
         info.data_file = header_.data_file;
         info.data_file_raw = (header_.autoclear_features & autoclear_data_file_raw) != 0;
     }
-    info.has_bitmaps = header_.bitmaps.has_value();
+    if (header_.bitmaps && (header_.autoclear_features & autoclear_bitmaps))
+        for (const auto& b : read_bitmap_directory(file_, header_))
+            info.bitmaps.push_back({b.name, 1ull << std::min<unsigned>(b.granularity_bits, 63),
+                                    (b.flags & bitmap_flag_in_use) != 0, (b.flags & bitmap_flag_auto) != 0});
     if (!header_.backing_file.empty()) {
         info.backing_filename = header_.backing_file;
         info.full_backing_filename = resolve_backing_path(file_.path(), header_.backing_file);

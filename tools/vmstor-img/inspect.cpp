@@ -50,8 +50,22 @@ Json info_json(const qcow2::ImageInfo& info) {
         data["compression-type"] = info.compression_type;
         if (info.compat != "0.10") {
             data["lazy-refcounts"] = info.lazy_refcounts;
-            if (info.has_bitmaps)
-                data["bitmaps"] = Json::array();
+            if (!info.bitmaps.empty()) {
+                Json list = Json::array();
+                for (const auto& b : info.bitmaps) {
+                    Json flags = Json::array();
+                    if (b.in_use)
+                        flags.push_back("in-use");
+                    if (b.auto_)
+                        flags.push_back("auto");
+                    Json item;
+                    item["flags"] = flags;
+                    item["name"] = b.name;
+                    item["granularity"] = b.granularity;
+                    list.push_back(item);
+                }
+                data["bitmaps"] = list;
+            }
         }
         data["refcount-bits"] = info.refcount_bits;
         if (info.compat != "0.10") {
@@ -116,6 +130,20 @@ void print_info_human(const qcow2::ImageInfo& info) {
         std::printf("    compression type: %s\n", info.compression_type.c_str());
         if (info.compat != "0.10")
             std::printf("    lazy refcounts: %s\n", info.lazy_refcounts ? "true" : "false");
+        if (!info.bitmaps.empty()) {
+            std::printf("    bitmaps:\n");
+            for (std::size_t i = 0; i < info.bitmaps.size(); ++i) {
+                const auto& b = info.bitmaps[i];
+                std::printf("        [%zu]:\n            flags:\n", i);
+                int flag = 0;
+                if (b.in_use)
+                    std::printf("                [%d]: in-use\n", flag++);
+                if (b.auto_)
+                    std::printf("                [%d]: auto\n", flag++);
+                std::printf("            name: %s\n            granularity: %llu\n", b.name.c_str(),
+                            static_cast<unsigned long long>(b.granularity));
+            }
+        }
         std::printf("    refcount bits: %u\n", info.refcount_bits);
         if (info.compat != "0.10") {
             std::printf("    corrupt: %s\n", info.corrupt ? "true" : "false");

@@ -42,10 +42,36 @@ Json reorder(const Json& value) {
     return out;
 }
 
+void print(const Json& value, int indent, std::string& out) {
+    if (!value.is_object() && !value.is_array()) {
+        out += value.dump();
+        return;
+    }
+    // QEMU puts even an empty container's closing bracket on its own line.
+    const std::string inner(static_cast<std::size_t>(indent + 4), ' ');
+    out += value.is_object() ? "{\n" : "[\n";
+    bool first = true;
+    for (auto it = value.begin(); it != value.end(); ++it) {
+        if (!first)
+            out += ",\n";
+        first = false;
+        out += inner;
+        if (value.is_object())
+            out += Json(it.key()).dump() + ": ";
+        print(*it, indent + 4, out);
+    }
+    if (!first)
+        out += "\n";
+    out += std::string(static_cast<std::size_t>(indent), ' ');
+    out += value.is_object() ? "}" : "]";
+}
+
 } // namespace
 
 std::string qemu_json(const Json& value) {
-    return reorder(value).dump(4);
+    std::string out;
+    print(reorder(value), 0, out);
+    return out;
 }
 
 } // namespace vmstor::img

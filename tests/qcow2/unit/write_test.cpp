@@ -164,3 +164,21 @@ TEST_CASE("a metadata write that would overlap other metadata marks the image co
     }
     CHECK(q::Image::open(path)->info().corrupt);
 }
+
+TEST_CASE("persistent bitmaps stay intact and are marked in use once we write") {
+    Scratch s;
+    const std::string path = create(s, "bitmaps.qcow2", "", "4M");
+    REQUIRE(run(qemu_img() + " bitmap --add " + path + " tracked").status == 0);
+    REQUIRE(run(qemu_io() + " -f qcow2 -c 'write -P 1 0 64k' " + path).status == 0);
+    {
+        auto image = q::Image::open(path);
+        REQUIRE(image->info().bitmaps.size() == 1);
+        CHECK_FALSE(image->info().bitmaps[0].in_use);
+    }
+    random_writes_match_qemu(s, path, 11, 10);
+    auto info = q::Image::open(path)->info();
+    REQUIRE(info.bitmaps.size() == 1);
+    CHECK(info.bitmaps[0].name == "tracked");
+    CHECK(info.bitmaps[0].in_use);
+    CHECK(run(qemu_img() + " info " + path).output.find("in-use") != std::string::npos);
+}
