@@ -36,6 +36,7 @@ from qcow2_bench import GiB, MiB, make_mixed_raw, measure  # noqa: E402
 BUS_NAME = "org.vmstor.Storage1"
 ROOT = "/org/vmstor/Storage1"
 POOL_NAME = "bench"
+CALL_TIMEOUT = 3600  # seconds a wait=true call may take (dbus-python's default is 25)
 
 
 def sv(**values):
@@ -102,7 +103,8 @@ class Bench:
     def convert(self, source, name, **options):
         self.delete_volume(name)
         pool = dbus.ObjectPath(f"{ROOT}/pool/{POOL_NAME}")
-        return self.timed(lambda: self.volume(source).Convert(pool, name, sv(wait=True, **options)))
+        return self.timed(lambda: self.volume(source).Convert(pool, name, sv(wait=True, **options),
+                                                                        timeout=CALL_TIMEOUT))
 
     def reference(self, argv):
         result = measure(argv)
@@ -149,13 +151,15 @@ class Bench:
             self.delete_volume(name)
             self.pool().CreateVolume(name, dbus.UInt64(size), sv(format="raw"))
         with open(self.source, "rb") as f:
-            mine = self.timed(lambda: self.volume("up.raw").Upload(dbus.types.UnixFd(f.fileno()), sv(wait=True)))
+            mine = self.timed(lambda: self.volume("up.raw").Upload(dbus.types.UnixFd(f.fileno()), sv(wait=True),
+                                                                      timeout=CALL_TIMEOUT))
         self.row("upload", mine, "virsh vol-upload",
                  self.reference(["virsh", "-q", "-c", self.env.uri, "vol-upload", "--pool", POOL_NAME,
                                  "virsh-up.raw", self.source]))
         copy = os.path.join(self.scratch, "down.raw")
         with open(copy, "wb") as f:
-            mine = self.timed(lambda: self.volume("up.raw").Download(dbus.types.UnixFd(f.fileno()), sv(wait=True)))
+            mine = self.timed(lambda: self.volume("up.raw").Download(dbus.types.UnixFd(f.fileno()), sv(wait=True),
+                                                                        timeout=CALL_TIMEOUT))
         os.unlink(copy)
         self.row("download", mine, "virsh vol-download",
                  self.reference(["virsh", "-q", "-c", self.env.uri, "vol-download", "--pool", POOL_NAME,
@@ -163,7 +167,8 @@ class Bench:
         os.unlink(copy)
         with open(copy, "wb") as f:
             sparse = self.timed(lambda: self.volume("up.raw").Download(dbus.types.UnixFd(f.fileno()),
-                                                                       sv(sparse=True, wait=True)))
+                                                                       sv(sparse=True, wait=True),
+                                                                       timeout=CALL_TIMEOUT))
         os.unlink(copy)
         self.row("download sparse", sparse, "virsh vol-download --sparse",
                  self.reference(["virsh", "-q", "-c", self.env.uri, "vol-download", "--sparse", "--pool",

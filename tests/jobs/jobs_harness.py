@@ -13,8 +13,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 
 import dbus  # noqa: E402
 
-from harness import (BUS_NAME, MiB, POOL, PROPERTIES, ROOT, VOLUME, IntegrationTest, main,  # noqa: E402,F401
+from harness import (BUS_NAME, MiB, PROPERTIES, VOLUME, IntegrationTest, main,  # noqa: E402,F401
                      pool_path, pump, sv, unwrap, volume_path)
+from private_env import ensure_account  # noqa: E402 (harness put scripts/ on sys.path)
 
 JOB = "org.vmstor.Storage1.Job"
 GiB = 1024 * MiB
@@ -23,11 +24,16 @@ JOB_TIMEOUT = 120.0
 
 
 def ensure_other_account():
+    return ensure_account(OTHER_ACCOUNT)
+
+
+def unix_fd(path, flags):
+    """A D-Bus fd argument for a file opened here (dbus-python keeps its own duplicate)."""
+    fd = os.open(path, flags)
     try:
-        return pwd.getpwnam(OTHER_ACCOUNT)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", OTHER_ACCOUNT], check=True)
-        return pwd.getpwnam(OTHER_ACCOUNT)
+        return dbus.types.UnixFd(fd)
+    finally:
+        os.close(fd)
 
 
 def allocated(path):

@@ -3,14 +3,15 @@
 look on, another uid's Cancel; CloneVolume, Convert, ImportVolume, Upload and Download against qemu-img
 and cmp; bad options refused with nothing left behind."""
 
+import json
 import os
 import subprocess
 import time
 
 import dbus
 
-from jobs_harness import (GiB, JOB, MiB, OTHER_ACCOUNT, PROPERTIES, VOLUME, JobsTest, allocated,
-                          ensure_other_account, main, pool_path, pump, sv, volume_path, write_pattern_file,
+from jobs_harness import (GiB, JOB, JOB_TIMEOUT, MiB, OTHER_ACCOUNT, PROPERTIES, VOLUME, JobsTest, allocated,
+                          ensure_other_account, main, unix_fd, pool_path, pump, sv, volume_path, write_pattern_file,
                           write_random_file)
 
 BIG = 1 * GiB  # the random volume behind the slow jobs and the upload/download round trip
@@ -32,7 +33,7 @@ class JobTests(JobsTest):
         if JobTests.big is None:
             with open(self.random_source, "rb") as f:
                 job = self.pool(self.pool_name).ImportVolume("big.raw", dbus.types.UnixFd(f.fileno()),
-                                                              sv(format="raw", wait=True))
+                                                              sv(format="raw", wait=True), timeout=JOB_TIMEOUT)
             self.assert_completed(job)
             JobTests.big = dbus.ObjectPath(volume_path(self.pool_name, "big.raw"))
         return JobTests.big
@@ -167,7 +168,6 @@ class JobTests(JobsTest):
             f"print(sorted(str(j) for j in dbus.Interface(bus.get_object(BUS_NAME, '/org/vmstor/Storage1', "
             f"introspect=False), 'org.vmstor.Storage1.Manager').ListJobs(sv())))\n")
         self.assertEqual(other.returncode, 0, other.stderr)
-        import json
         lines = other.stdout.splitlines()
         seen = json.loads(lines[0])
         mine = self.job(job)
@@ -211,13 +211,13 @@ class JobTests(JobsTest):
     def test_upload_then_download_one_gib_gives_the_same_bytes(self):
         target = self.pool(self.pool_name).CreateVolume("updown.raw", dbus.UInt64(BIG), sv(format="raw"))
         with open(self.random_source, "rb") as f:
-            job = self.volume_obj(target).Upload(dbus.types.UnixFd(f.fileno()), sv(wait=True))
+            job = self.volume_obj(target).Upload(dbus.types.UnixFd(f.fileno()), sv(wait=True), timeout=JOB_TIMEOUT)
         props = self.assert_completed(job)
         self.assertEqual(props["BytesDone"], BIG)
         self.assertEqual(subprocess.run(["cmp", self.random_source, self.pool_file("updown.raw")]).returncode, 0)
         copy = os.path.join(self.scratch, "downloaded.raw")
         with open(copy, "wb") as f:
-            job = self.volume_obj(target).Download(dbus.types.UnixFd(f.fileno()), sv(wait=True))
+            job = self.volume_obj(target).Download(dbus.types.UnixFd(f.fileno()), sv(wait=True), timeout=JOB_TIMEOUT)
         self.assert_completed(job)
         try:
             self.assertEqual(subprocess.run(["cmp", self.random_source, copy]).returncode, 0,
@@ -363,13 +363,13 @@ class JobTests(JobsTest):
             "cluster size too big": lambda: pool.CloneVolume(
                 source, "bad7", sv(format="qcow2", cluster_size=dbus.UInt64(4 * MiB))),
             "import without a valid format": lambda: pool.ImportVolume(
-                "bad8", dbus.types.UnixFd(os.open("/dev/null", os.O_RDONLY)), sv(format="iso", length=dbus.UInt64(MiB))),
+                "bad8", unix_fd("/dev/null", os.O_RDONLY), sv(format="iso", length=dbus.UInt64(MiB))),
             "download offset past the end": lambda: volume.Download(
-                dbus.types.UnixFd(os.open("/dev/null", os.O_WRONLY)), sv(offset=dbus.UInt64(32 * MiB))),
+                unix_fd("/dev/null", os.O_WRONLY), sv(offset=dbus.UInt64(32 * MiB))),
             "upload offset past the end": lambda: volume.Upload(
-                dbus.types.UnixFd(os.open("/dev/zero", os.O_RDONLY)),
+                unix_fd("/dev/zero", os.O_RDONLY),
                 sv(offset=dbus.UInt64(32 * MiB), length=dbus.UInt64(MiB))),
-            "length 0": lambda: volume.Download(dbus.types.UnixFd(os.open("/dev/null", os.O_WRONLY)),
+            "length 0": lambda: volume.Download(unix_fd("/dev/null", os.O_WRONLY),
                                                 sv(length=dbus.UInt64(0))),
             "bad name": lambda: pool.CloneVolume(source, "../escape", sv()),
         }
@@ -388,7 +388,7 @@ class JobTests(JobsTest):
             self.assertEqual(self.job(job)["State"], "running")
             self.assertDBusError("Busy", self.volume_obj(target).Wipe, sv())
             self.assertDBusError("Busy", self.volume_obj(target).Upload,
-                                 dbus.types.UnixFd(os.open("/dev/zero", os.O_RDONLY)), sv(length=dbus.UInt64(MiB)))
+                                 unix_fd("/dev/zero", os.O_RDONLY), sv(length=dbus.UInt64(MiB)))
         finally:
             os.close(write_end)  # the stream ends early: the upload fails and frees the file
             os.close(read_end)

@@ -12,7 +12,7 @@ import time
 
 import dbus
 
-from jobs_harness import JOB, MiB, VOLUME, JobsTest, main, sv, unwrap, volume_path
+from jobs_harness import JOB, MiB, VOLUME, JobsTest, main, sv, unix_fd, unwrap, volume_path
 
 LOCK_TIMEOUT = 6.0  # Locked follows within ~3 s; twice that on a loaded machine
 
@@ -118,6 +118,7 @@ class LayerTests(JobsTest):
     def test_mode_is_applied(self):
         self.create("mode.qcow2", 8 * MiB, format="qcow2", mode=dbus.UInt32(0o640))
         self.assertEqual(stat.S_IMODE(os.stat(self.pool_file("mode.qcow2")).st_mode), 0o640)
+        self.assert_check_clean(self.pool_file("mode.qcow2"))
 
     # Overlays ----------------------------------------------------------------------------------------
     def test_overlay_chain_shows_the_base_data_and_protects_backing_files(self):
@@ -196,7 +197,7 @@ class LayerTests(JobsTest):
                 "Delete": lambda: target.Delete(sv()),
                 "Resize": lambda: target.Resize(dbus.UInt64(32 * MiB), sv()),
                 "Wipe": lambda: target.Wipe(sv()),
-                "Upload": lambda: target.Upload(dbus.types.UnixFd(os.open("/dev/zero", os.O_RDONLY)),
+                "Upload": lambda: target.Upload(unix_fd("/dev/zero", os.O_RDONLY),
                                                 sv(length=dbus.UInt64(MiB))),
                 "Check repair": lambda: target.Check(sv(repair="leaks")),
             }
@@ -293,6 +294,7 @@ class LayerTests(JobsTest):
         # when no preallocation was asked for.
         volume = self.create("plain.qcow2", 8 * MiB, format="qcow2")
         self.assertNotIn(JOB, self.managed_objects()[str(volume)])
+        self.assert_check_clean(self.pool_file("plain.qcow2"))
 
 
 if __name__ == "__main__":
