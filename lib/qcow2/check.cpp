@@ -5,6 +5,7 @@
 #include "format.hpp"
 #include "qcow2_image.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <unordered_map>
 
@@ -42,6 +43,10 @@ class Qcow2Checker {
     bool needs_rebuild_ = false;
     std::vector<std::uint64_t> old_refcount_clusters_; // the refcount table's and blocks' clusters
     std::uint64_t highest_cluster_ = 0;                // one past the last cluster counted or referenced
+    std::uint64_t memo_index_ = UINT64_MAX;
+    const std::byte* memo_block_ = nullptr;
+    bool refcounts_changed_ = false;
+    std::vector<std::uint64_t> suspect_l2_tables_; // active L2 tables with a COPIED flag that looked wrong
 };
 
 void Qcow2Checker::count(std::uint64_t offset, std::uint64_t bytes) {
@@ -74,13 +79,20 @@ void Qcow2Checker::count(std::uint64_t offset, std::uint64_t bytes) {
 
 std::uint64_t Qcow2Checker::disk_refcount(std::uint64_t cluster) {
     // A refcount block that is misaligned or outside the file reads as zeroes (it was reported already).
-    const std::uint64_t index = cluster / h_.refcount_block_entries();
-    if (index >= img_.refcount_table_.size())
-        return 0;
-    const std::uint64_t block = img_.refcount_table_[index] & refcount_table_offset_mask;
-    if (block % h_.cluster_size() != 0 || block + h_.cluster_size() > file_bytes_)
-        return 0;
-    return img_.get_refcount(cluster);
+    // The last block is remembered: lookups are mostly sequential, and only this function uses the cache
+    // until a repair starts (which forgets it).
+    const std::uint64_t per_block = h_.refcount_block_entries();
+    const std::uint64_t index = cluster / per_block;
+    if (index != memo_index_) {
+        memo_index_ = index;
+        memo_block_ = nullptr;
+        if (index < img_.refcount_table_.size()) {
+            const std::uint64_t block = img_.refcount_table_[index] & refcount_table_offset_mask;
+            if (block != 0 && block % h_.cluster_size() == 0 && block + h_.cluster_size() <= file_bytes_)
+                memo_block_ = img_.refcount_cache_->get(block);
+        }
+    }
+    return memo_block_ ? load_refcount_entry(memo_block_, cluster % per_block, h_.refcount_order) : 0;
 }
 
 std::uint64_t Qcow2Checker::counted(std::uint64_t cluster) const {
@@ -129,6 +141,10 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
             if (next_contiguous != 0 && host != next_contiguous)
                 ++result_.fragmented_clusters;
             next_contiguous = host + cluster;
+            const bool copied = (entry & oflag_copied) != 0;
+            if ((disk_refcount(host / cluster) == 1) != copied &&
+                (suspect_l2_tables_.empty() || suspect_l2_tables_.back() != l2_offset))
+                suspect_l2_tables_.push_back(l2_offset);
         }
         count(host, cluster);
     }
@@ -231,6 +247,8 @@ void Qcow2Checker::compare_refcounts() {
             ++(leak ? result_.leaks : result_.corruptions);
         }
         report("Rebuilding refcount structure");
+        memo_index_ = UINT64_MAX;
+        refcounts_changed_ = true;
         rebuild_refcounts();
         result_.corruptions_fixed += result_.corruptions;
         result_.leaks_fixed += result_.leaks;
@@ -256,6 +274,8 @@ void Qcow2Checker::compare_refcounts() {
                                   : "ERROR",
                            m.cluster, m.on_disk, m.references));
         if (fix) {
+            memo_index_ = UINT64_MAX; // the cache may change under the remembered block
+            refcounts_changed_ = true;
             img_.set_refcount(m.cluster, m.references);
             ++(leak ? result_.leaks_fixed : result_.corruptions_fixed);
         } else {
@@ -340,6 +360,10 @@ void Qcow2Checker::check_copied_flags() {
         }
         if (l2 + cluster > file_bytes_)
             continue;
+        // Without refcount repairs the walk already compared every flag: read only the suspect tables.
+        if (!refcounts_changed_ &&
+            !std::binary_search(suspect_l2_tables_.begin(), suspect_l2_tables_.end(), l2))
+            continue;
         std::vector<std::byte> table(cluster);
         img_.l2_cache_->forget(l2, cluster);
         img_.file_.read_exact(l2, table, "L2 table");
@@ -387,6 +411,7 @@ CheckResult Qcow2Checker::run() {
     if (repair_ != RepairMode::None && !img_.writable_)
         throw Error(ErrorCode::InvalidArgument, "repairing needs the image opened for writing");
     compare_refcounts();
+    std::sort(suspect_l2_tables_.begin(), suspect_l2_tables_.end());
     check_copied_flags();
     if (repair_ != RepairMode::None) {
         img_.flush();
