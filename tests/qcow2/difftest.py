@@ -125,6 +125,16 @@ def assert_one_line_error(case, result, what):
     case.assertEqual(len(lines), 1, f"{what}: expected a one-line error on stderr, got {lines!r}")
 
 
+def assert_same_output(case, args, what):
+    """Runs both tools with the same arguments: the same exit code and the same stdout, byte for byte."""
+    expected, actual = qemu(*args), vmstor(*args)
+    assert_no_signal(case, actual, what)
+    case.assertEqual(actual.returncode, expected.returncode,
+                     f"{what}: {describe(actual)}; qemu-img: {describe(expected)}")
+    case.assertEqual(actual.stdout.decode(errors="replace"), expected.stdout.decode(errors="replace"),
+                     f"{what}: output differs from qemu-img's")
+
+
 def load_json(case, result, what):
     try:
         return json.loads(result.stdout)
