@@ -1,5 +1,6 @@
 #include "job_registry.hpp"
 
+#include "authorizer.hpp"
 #include "caller.hpp"
 #include "error_boundary.hpp"
 #include "object_paths.hpp"
@@ -27,10 +28,10 @@ std::uint64_t id_of(const std::string& path) {
 
 } // namespace
 
-JobObject::JobObject(sdbus::IConnection& bus, std::string path, const JobSpec& spec)
-    : AdaptorInterfaces(bus, path), path_(std::move(path)), operation_(spec.operation),
-      objects_(spec.objects), started_by_uid_(spec.started_by_uid), cancelable_(spec.cancelable),
-      start_time_(now_usec()) {
+JobObject::JobObject(sdbus::IConnection& bus, std::string path, const JobSpec& spec, Authorizer& authorizer)
+    : AdaptorInterfaces(bus, path), authorizer_(authorizer), path_(std::move(path)),
+      operation_(spec.operation), objects_(spec.objects), started_by_uid_(spec.started_by_uid),
+      cancelable_(spec.cancelable), start_time_(now_usec()) {
     registerAdaptor();
     emitInterfacesAddedSignal();
 }
@@ -109,18 +110,16 @@ void JobObject::Cancel(const std::map<std::string, sdbus::Variant>& options) {
                 ErrorCode::NotSupported,
                 fmt::format("cannot cancel job {} ({}): this operation cannot be stopped half-way", path_,
                             operation_));
-        std::uint32_t uid = caller_uid(getObject());
-        if (uid != 0 && uid != started_by_uid_)
-            throw vmstor::Error(
-                ErrorCode::NotAuthorized,
-                fmt::format("cannot cancel job {} ({}): it was started by uid {}, not by uid {}", path_,
-                            operation_, started_by_uid_, uid));
+        // The job's starter may cancel it; anyone else needs manage-volumes (root always has it).
+        if (caller_uid(getObject()) != started_by_uid_)
+            authorizer_.require(getObject(), Action::ManageVolumes, {{"job", path_}});
         context_->cancel();
     });
 }
 
-JobRegistry::JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers)
-    : bus_(bus), scheduler_(scheduler), workers_(workers) {}
+JobRegistry::JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers,
+                         Authorizer& authorizer)
+    : bus_(bus), scheduler_(scheduler), workers_(workers), authorizer_(authorizer) {}
 
 JobRegistry::~JobRegistry() {
     for (auto& [id, job] : jobs_)
@@ -136,7 +135,7 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
     for (const std::string& file : spec.files)
         busy_files_[file] = id;
     files_of_[id] = spec.files;
-    auto job = std::make_unique<JobObject>(bus_, job_path(id), spec);
+    auto job = std::make_unique<JobObject>(bus_, job_path(id), spec, authorizer_);
     std::shared_ptr<storage::JobContext> context = job->context();
     jobs_[id] = std::move(job);
     finishers_[id] = std::move(spec.finished);

@@ -19,6 +19,8 @@
 
 namespace vmstor::daemon {
 
+class Authorizer;
+
 struct JobSpec {
     std::string operation; ///< e.g. "volume-convert"
     std::vector<sdbus::ObjectPath> objects;
@@ -36,7 +38,7 @@ class JobObject final
     : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Job_adaptor, sdbus::ManagedObject_adaptor,
                                       sdbus::Properties_adaptor> {
   public:
-    JobObject(sdbus::IConnection& bus, std::string path, const JobSpec& spec);
+    JobObject(sdbus::IConnection& bus, std::string path, const JobSpec& spec, Authorizer& authorizer);
     ~JobObject();
 
     const std::shared_ptr<storage::JobContext>& context() const { return context_; }
@@ -62,6 +64,7 @@ class JobObject final
     bool Cancelable() override { return cancelable_; }
     std::string State() override { return state_; }
 
+    Authorizer& authorizer_;
     std::string path_;
     std::string operation_;
     std::vector<sdbus::ObjectPath> objects_;
@@ -81,7 +84,8 @@ class JobObject final
 
 class JobRegistry {
   public:
-    JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers);
+    JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers,
+                Authorizer& authorizer);
     /// @brief Asks every running job to stop.
     ~JobRegistry();
 
@@ -101,6 +105,7 @@ class JobRegistry {
     sdbus::IConnection& bus_;
     storage::Scheduler& scheduler_;
     storage::WorkerPool& workers_;
+    Authorizer& authorizer_;
     std::uint64_t next_id_ = 1;
     bool ticking_ = false;
     std::map<std::uint64_t, std::unique_ptr<JobObject>> jobs_;

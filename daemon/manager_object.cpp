@@ -1,5 +1,6 @@
 #include "manager_object.hpp"
 
+#include "authorizer.hpp"
 #include "common/names.hpp"
 #include "error_boundary.hpp"
 #include "job_registry.hpp"
@@ -15,8 +16,9 @@ namespace {
 constexpr const char* manager_interface = "org.vmstor.Storage1.Manager";
 } // namespace
 
-ManagerObject::ManagerObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs)
-    : AdaptorInterfaces(bus, root_path), service_(service), jobs_(jobs) {
+ManagerObject::ManagerObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
+                             Authorizer& authorizer)
+    : AdaptorInterfaces(bus, root_path), service_(service), jobs_(jobs), authorizer_(authorizer) {
     registerAdaptor();
 }
 
@@ -42,6 +44,7 @@ std::map<std::string, sdbus::Variant>
 ManagerObject::GetPoolCapabilities(const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options(options, "GetPoolCapabilities options", {});
+        authorizer_.require(getObject(), Action::Read, {});
         std::map<std::string, sdbus::Variant> out;
         for (const auto& caps : service_.pool_capabilities()) {
             std::map<std::string, sdbus::Variant> entry;
@@ -60,6 +63,7 @@ ManagerObject::FindPoolSources(const std::string& type, const std::map<std::stri
                                const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options(options, "FindPoolSources options", {});
+        authorizer_.require(getObject(), Action::Read, {{"type", type}});
         if (type.empty())
             throw vmstor::Error(ErrorCode::InvalidArgument, "FindPoolSources: the pool type is empty");
         virt::PoolSource hint = read_pool_source(source, "FindPoolSources source");
@@ -75,6 +79,7 @@ sdbus::ObjectPath ManagerObject::CreatePool(const std::string& name, const std::
                                             const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options opts(options, "CreatePool options", {{"build", "b"}, {"start", "b"}, {"autostart", "b"}});
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name}});
         validate_name("pool", name);
         if (type.empty())
             throw vmstor::Error(ErrorCode::InvalidArgument,
@@ -92,6 +97,7 @@ sdbus::ObjectPath ManagerObject::DefinePoolXML(const std::string& xml,
                                                const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options(options, "DefinePoolXML options", {});
+        authorizer_.require(getObject(), Action::ManagePools, {});
         if (xml.empty())
             throw vmstor::Error(ErrorCode::InvalidArgument, "DefinePoolXML: the XML is empty");
         return sdbus::ObjectPath(pool_path(service_.define_pool_xml(xml)));
@@ -102,6 +108,7 @@ sdbus::ObjectPath ManagerObject::LookupVolumeByPath(const std::string& path,
                                                     const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options(options, "LookupVolumeByPath options", {});
+        authorizer_.require(getObject(), Action::Read, {{"path", path}});
         if (path.empty() || path.front() != '/')
             throw vmstor::Error(ErrorCode::InvalidArgument,
                                 fmt::format("LookupVolumeByPath: '{}' is not an absolute path", path));
@@ -113,6 +120,7 @@ sdbus::ObjectPath ManagerObject::LookupVolumeByPath(const std::string& path,
 std::vector<sdbus::ObjectPath> ManagerObject::ListJobs(const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options(options, "ListJobs options", {});
+        authorizer_.require(getObject(), Action::Read, {});
         return jobs_.paths();
     });
 }

@@ -9,13 +9,15 @@
 namespace vmstor::daemon {
 
 class JobRegistry;
+class Authorizer;
 
 /// @brief The root object: daemon facts, pool creation, and the ObjectManager for every pool and volume.
 class ManagerObject final
     : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Manager_adaptor, sdbus::ObjectManager_adaptor,
                                       sdbus::Properties_adaptor> {
   public:
-    ManagerObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs);
+    ManagerObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
+                  Authorizer& authorizer);
     ~ManagerObject();
 
     /// @brief Emits PropertiesChanged for Connected and what a (re)connection can change.
@@ -44,6 +46,7 @@ class ManagerObject final
 
     storage::StorageService& service_;
     JobRegistry& jobs_;
+    Authorizer& authorizer_;
     std::vector<std::string> pool_types_; ///< read once per connection
 };
 

@@ -5,7 +5,7 @@
 namespace vmstor::daemon {
 
 ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers)
-    : bus_(bus), scheduler_(scheduler), jobs_(bus, scheduler, workers) {}
+    : bus_(bus), scheduler_(scheduler), authorizer_(bus), jobs_(bus, scheduler, workers, authorizer_) {}
 
 ObjectTree::~ObjectTree() {
     volumes_.clear();
@@ -15,7 +15,7 @@ ObjectTree::~ObjectTree() {
 
 void ObjectTree::attach(storage::StorageService& service) {
     service_ = &service;
-    manager_ = std::make_unique<ManagerObject>(bus_, service, jobs_);
+    manager_ = std::make_unique<ManagerObject>(bus_, service, jobs_, authorizer_);
 }
 
 void ObjectTree::schedule_flush() {
@@ -34,7 +34,7 @@ void ObjectTree::pool_added(const storage::PoolState& pool) {
     // A pool removed and re-added before the graveyard was flushed must not be registered twice.
     dead_pools_.erase(pool.name);
     spdlog::debug("pool '{}' appeared", pool.name);
-    pools_[pool.name] = std::make_unique<PoolObject>(bus_, *service_, jobs_, pool);
+    pools_[pool.name] = std::make_unique<PoolObject>(bus_, *service_, jobs_, authorizer_, pool);
 }
 
 void ObjectTree::pool_changed(const storage::PoolState& before, const storage::PoolState& after) {
@@ -53,7 +53,8 @@ void ObjectTree::pool_removed(const storage::PoolState& pool) {
 
 void ObjectTree::volume_added(const storage::VolumeState& volume) {
     dead_volumes_.erase({volume.pool, volume.name});
-    volumes_[{volume.pool, volume.name}] = std::make_unique<VolumeObject>(bus_, *service_, jobs_, volume);
+    volumes_[{volume.pool, volume.name}] =
+        std::make_unique<VolumeObject>(bus_, *service_, jobs_, authorizer_, volume);
 }
 
 void ObjectTree::volume_changed(const storage::VolumeState& before, const storage::VolumeState& after) {

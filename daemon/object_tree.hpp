@@ -2,6 +2,7 @@
 // InterfacesRemoved, PropertiesChanged and ThresholdCrossed.
 #pragma once
 
+#include "authorizer.hpp"
 #include "job_registry.hpp"
 #include "manager_object.hpp"
 #include "pool_object.hpp"
@@ -41,6 +42,7 @@ class ObjectTree final : public storage::Observer {
     sdbus::IConnection& bus_;
     storage::Scheduler& scheduler_;
     storage::StorageService* service_ = nullptr;
+    Authorizer authorizer_;
     JobRegistry jobs_;
     std::unique_ptr<ManagerObject> manager_;
     std::map<std::string, std::unique_ptr<PoolObject>> pools_;

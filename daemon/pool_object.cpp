@@ -1,5 +1,6 @@
 #include "pool_object.hpp"
 
+#include "authorizer.hpp"
 #include "caller.hpp"
 #include "error_boundary.hpp"
 #include "job_registry.hpp"
@@ -39,9 +40,9 @@ std::vector<std::string> changed_properties(const storage::PoolState& a, const s
 } // namespace
 
 PoolObject::PoolObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
-                       const storage::PoolState& state)
-    : AdaptorInterfaces(bus, pool_path(state.name)), service_(service), jobs_(jobs), name_(state.name),
-      state_(state) {
+                       Authorizer& authorizer, const storage::PoolState& state)
+    : AdaptorInterfaces(bus, pool_path(state.name)), service_(service), jobs_(jobs), authorizer_(authorizer),
+      name_(state.name), state_(state) {
     registerAdaptor();
     emitInterfacesAddedSignal();
 }
@@ -65,6 +66,7 @@ void PoolObject::threshold_crossed(storage::FillLevel level, double used) {
 void PoolObject::Start(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options(options, "Pool.Start options", {});
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         service_.start_pool(name_);
     });
 }
@@ -72,6 +74,7 @@ void PoolObject::Start(const std::map<std::string, sdbus::Variant>& options) {
 void PoolObject::Stop(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options(options, "Pool.Stop options", {});
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         service_.stop_pool(name_);
     });
 }
@@ -80,6 +83,7 @@ void PoolObject::Build(sdbus::Result<sdbus::ObjectPath>&& result,
                        std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options opts(options, "Pool.Build options", {{"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         JobSpec spec = build_pool_job(service_, name_);
         spec.started_by_uid = caller_uid(getObject());
         jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
@@ -89,6 +93,7 @@ void PoolObject::Build(sdbus::Result<sdbus::ObjectPath>&& result,
 void PoolObject::Refresh(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options(options, "Pool.Refresh options", {});
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         service_.refresh_pool(name_);
     });
 }
@@ -96,6 +101,7 @@ void PoolObject::Refresh(const std::map<std::string, sdbus::Variant>& options) {
 void PoolObject::Undefine(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options(options, "Pool.Undefine options", {});
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         service_.undefine_pool(name_); // may destroy this object: touch no member afterwards
     });
 }
@@ -103,6 +109,7 @@ void PoolObject::Undefine(const std::map<std::string, sdbus::Variant>& options) 
 void PoolObject::Delete(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options(options, "Pool.Delete options", {});
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         service_.delete_pool(name_);
     });
 }
@@ -125,6 +132,7 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                       {"owner", "u"},
                       {"group", "u"},
                       {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
         if (opts.has("encryption.secret"))
             throw vmstor::Error(
                 ErrorCode::NotSupported,
@@ -193,6 +201,7 @@ void PoolObject::ImportVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
         Options opts(
             options, "Pool.ImportVolume options",
             {{"format", "s"}, {"cluster_size", "t"}, {"length", "t"}, {"sparse", "b"}, {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
         JobSpec spec = import_volume_job(service_, name_, name, std::move(fd), opts);
         spec.started_by_uid = caller_uid(getObject());
         jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
@@ -208,6 +217,7 @@ void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
                       {"compression_type", "s"},
                       {"cluster_size", "t"},
                       {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
         auto [source_pool, source_volume] = volume_names_from_path(source);
         const storage::VolumeState& original = service_.volume(source_pool, source_volume);
         JobSpec spec = copy_volume_job(service_, original, name_, name, opts, "pool-clone-volume");
@@ -219,12 +229,16 @@ void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
 std::string PoolObject::GetXML(const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options(options, "Pool.GetXML options", {});
+        authorizer_.require(getObject(), Action::Read, {{"pool", name_}});
         return service_.pool_xml(name_);
     });
 }
 
 void PoolObject::Autostart(const bool& value) {
-    guarded([&] { service_.set_autostart(name_, value); });
+    guarded([&] {
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
+        service_.set_autostart(name_, value);
+    });
 }
 
 std::map<std::string, sdbus::Variant> PoolObject::Source() {
@@ -238,6 +252,7 @@ std::map<std::string, double> PoolObject::Thresholds() {
 
 void PoolObject::Thresholds(const std::map<std::string, double>& value) {
     guarded([&] {
+        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         storage::Thresholds thresholds = service_.thresholds(name_);
         for (const auto& [key, level] : value) {
             if (key == "warning")

@@ -9,13 +9,14 @@
 namespace vmstor::daemon {
 
 class JobRegistry;
+class Authorizer;
 
 class PoolObject final
     : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Pool_adaptor, sdbus::ManagedObject_adaptor,
                                       sdbus::Properties_adaptor> {
   public:
     PoolObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
-               const storage::PoolState& state);
+               Authorizer& authorizer, const storage::PoolState& state);
     ~PoolObject();
 
     /// @brief Takes the new state and emits PropertiesChanged for what differs.
@@ -61,6 +62,7 @@ class PoolObject final
 
     storage::StorageService& service_;
     JobRegistry& jobs_;
+    Authorizer& authorizer_;
     std::string name_;
     storage::PoolState state_;
 };

@@ -1,5 +1,6 @@
 #include "volume_object.hpp"
 
+#include "authorizer.hpp"
 #include "caller.hpp"
 #include "error_boundary.hpp"
 #include "job_registry.hpp"
@@ -39,9 +40,9 @@ std::vector<std::string> changed_properties(const storage::VolumeState& a, const
 } // namespace
 
 VolumeObject::VolumeObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
-                           const storage::VolumeState& state)
+                           Authorizer& authorizer, const storage::VolumeState& state)
     : AdaptorInterfaces(bus, volume_path(state.pool, state.name)), service_(service), jobs_(jobs),
-      pool_(state.pool), name_(state.name), state_(state) {
+      authorizer_(authorizer), pool_(state.pool), name_(state.name), state_(state) {
     registerAdaptor();
     emitInterfacesAddedSignal();
 }
@@ -90,6 +91,7 @@ void VolumeObject::refuse_if_busy(std::string_view what, bool backing_users) con
 void VolumeObject::Delete(const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options(options, "Volume.Delete options", {});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
         refuse_if_busy("delete", true);
         service_.delete_volume(pool_, name_); // may destroy this object: touch no member afterwards
     });
@@ -98,6 +100,7 @@ void VolumeObject::Delete(const std::map<std::string, sdbus::Variant>& options) 
 void VolumeObject::Resize(const uint64_t& capacity, const std::map<std::string, sdbus::Variant>& options) {
     guarded([&] {
         Options opts(options, "Volume.Resize options", {{"shrink", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
         refuse_if_busy("resize", false);
         service_.resize_volume(pool_, name_, capacity, opts.flag("shrink", false));
     });
@@ -107,6 +110,7 @@ void VolumeObject::Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
                         std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options opts(options, "Volume.Wipe options", {{"algorithm", "s"}, {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = wipe_volume_job(service_, state_, opts);
         spec.started_by_uid = caller_uid(getObject());
         jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
@@ -118,6 +122,7 @@ void VolumeObject::Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Un
     guarded([&] {
         Options opts(options, "Volume.Download options",
                      {{"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"format", "s"}, {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = download_volume_job(state_, std::move(fd), opts);
         spec.started_by_uid = caller_uid(getObject());
         jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
@@ -129,6 +134,7 @@ void VolumeObject::Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Unix
     guarded([&] {
         Options opts(options, "Volume.Upload options",
                      {{"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"format", "s"}, {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = upload_volume_job(service_, state_, std::move(fd), opts);
         spec.started_by_uid = caller_uid(getObject());
         jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
@@ -139,6 +145,8 @@ std::map<std::string, sdbus::Variant>
 VolumeObject::Check(const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options opts(options, "Volume.Check options", {{"repair", "s"}});
+        authorizer_.require(getObject(), opts.has("repair") ? Action::ManageVolumes : Action::Read,
+                            details());
         std::string repair = opts.text("repair").value_or("");
         if (!repair.empty() && repair != "leaks" && repair != "all")
             throw vmstor::Error(ErrorCode::InvalidArgument,
@@ -173,6 +181,7 @@ void VolumeObject::Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Obj
                       {"compression_type", "s"},
                       {"cluster_size", "t"},
                       {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec =
             copy_volume_job(service_, state_, pool_name_from_path(pool), name, opts, "volume-convert");
         spec.started_by_uid = caller_uid(getObject());
@@ -190,6 +199,7 @@ sdbus::ObjectPath VolumeObject::CreateOverlay(const std::string& name,
     return guarded([&] {
         Options opts(options, "Volume.CreateOverlay options",
                      {{"cluster_size", "t"}, {"lazy_refcounts", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
         if (state_.format != "raw" && state_.format != "qcow2")
             not_yet("CreateOverlay of a non-raw, non-qcow2 volume");
         storage::CreateVolumeRequest request;
@@ -222,6 +232,7 @@ std::map<std::string, sdbus::Variant>
 VolumeObject::Measure(const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options opts(options, "Volume.Measure options", {{"format", "s"}, {"cluster_size", "t"}});
+        authorizer_.require(getObject(), Action::Read, details());
         storage::MeasureReport report = storage::measure_image_file(
             state_.path, state_.format, opts.text("format").value_or("qcow2"), opts.u64("cluster_size"));
         std::map<std::string, sdbus::Variant> out;

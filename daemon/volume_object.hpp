@@ -9,13 +9,14 @@
 namespace vmstor::daemon {
 
 class JobRegistry;
+class Authorizer;
 
 class VolumeObject final
     : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Volume_adaptor, sdbus::ManagedObject_adaptor,
                                       sdbus::Properties_adaptor> {
   public:
     VolumeObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
-                 const storage::VolumeState& state);
+                 Authorizer& authorizer, const storage::VolumeState& state);
     ~VolumeObject();
 
     void changed(const storage::VolumeState& before, const storage::VolumeState& after);
@@ -23,7 +24,8 @@ class VolumeObject final
   private:
     void Delete(const std::map<std::string, sdbus::Variant>& options) override;
     void Resize(const uint64_t& capacity, const std::map<std::string, sdbus::Variant>& options) override;
-    void Wipe(sdbus::Result<sdbus::ObjectPath>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
+              std::map<std::string, sdbus::Variant> options) override;
     void Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
                   std::map<std::string, sdbus::Variant> options) override;
     void Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
@@ -37,7 +39,8 @@ class VolumeObject final
                                      const std::map<std::string, sdbus::Variant>& options) override;
     sdbus::ObjectPath CreateOverlay(const std::string& name,
                                     const std::map<std::string, sdbus::Variant>& options) override;
-    void Commit(sdbus::Result<sdbus::ObjectPath>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Commit(sdbus::Result<sdbus::ObjectPath>&& result,
+                std::map<std::string, sdbus::Variant> options) override;
     void Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
                 std::map<std::string, sdbus::Variant> options) override;
     std::map<std::string, sdbus::Variant>
@@ -61,6 +64,8 @@ class VolumeObject final
     // A copy, so that property reads never fail (see PoolObject::state).
     const storage::VolumeState& state() const { return state_; }
     [[noreturn]] void not_yet(std::string_view member) const;
+    /// @brief The polkit details of this volume.
+    std::map<std::string, std::string> details() const { return {{"pool", pool_}, {"volume", name_}}; }
 
     /// @brief Throws Busy when QEMU holds the image open for writing, or when other volumes are backed by it
     /// (`backing_users`).
@@ -68,6 +73,7 @@ class VolumeObject final
 
     storage::StorageService& service_;
     JobRegistry& jobs_;
+    Authorizer& authorizer_;
     std::string pool_;
     std::string name_;
     storage::VolumeState state_;
