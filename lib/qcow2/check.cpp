@@ -129,6 +129,14 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
             continue;
         }
         const std::uint64_t host = entry & l2e_offset_mask;
+        // Bit 0 is the zero flag only in version 3 without extended L2 entries.
+        const std::uint64_t reserved =
+            l2e_std_reserved_mask | (h_.version < 3 || h_.extended_l2() ? oflag_zero : 0);
+        if (entry & reserved) {
+            report(fmt::format("ERROR found {}l2 entry with reserved bits set: {:x}",
+                               host ? "" : "unallocated ", entry));
+            ++result_.corruptions;
+        }
         if (host == 0)
             continue;
         if (host % cluster != 0) {
@@ -163,6 +171,10 @@ void Qcow2Checker::walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool 
             l1.push_back(load_be64(&raw[i * 8]));
     }
     for (std::uint64_t e : l1) {
+        if (e & l1e_reserved_mask) {
+            report(fmt::format("ERROR found L1 entry with reserved bits set: {:x}", e));
+            ++result_.corruptions;
+        }
         const std::uint64_t l2 = e & l1e_offset_mask;
         if (l2 == 0)
             continue;
@@ -183,6 +195,12 @@ void Qcow2Checker::walk_refcount_table() {
     for (std::uint64_t i = 0; i < h_.refcount_table_clusters; ++i)
         old_refcount_clusters_.push_back(h_.refcount_table_offset / cluster + i);
     for (std::size_t i = 0; i < img_.refcount_table_.size(); ++i) {
+        if (img_.refcount_table_[i] & refcount_table_reserved_mask) {
+            report(fmt::format("ERROR refcount table entry {} has reserved bits set", i));
+            ++result_.corruptions;
+            needs_rebuild_ = true;
+            continue;
+        }
         const std::uint64_t block = img_.refcount_table_[i] & refcount_table_offset_mask;
         if (block == 0)
             continue;
