@@ -113,11 +113,18 @@ class JobTests(JobsTest):
         self.assertEqual(self.pool_state(), before)
 
     def test_wait_returns_only_when_the_job_completed(self):
-        source = self.sparse_volume("wait-src.raw", 256 * MiB)
-        job = self.pool(self.pool_name).CloneVolume(source, "wait-dst.qcow2", sv(format="qcow2", wait=True))
+        big = self.big_volume()
+        started = time.monotonic()
+        # A job of a few seconds: a call that did not wait would find it still running.
+        job = self.pool(self.pool_name).CloneVolume(big, "wait-dst.qcow2",
+                                                    sv(format="qcow2", compress=True, compression_type="zstd",
+                                                       wait=True), timeout=JOB_TIMEOUT)
+        elapsed = time.monotonic() - started
         props = self.job(job)
         self.assertEqual(props["State"], "completed")
         self.assertEqual(props["BytesDone"], props["Bytes"])
+        self.assertGreaterEqual(elapsed, (props["ExpectedEndTime"] - props["StartTime"]) / 1e6 - 0.05,
+                                "the call returned before the job's recorded end")
         self.assertTrue(os.path.exists(self.pool_file("wait-dst.qcow2")))
         self.assertIn(volume_path(self.pool_name, "wait-dst.qcow2"), self.managed_objects())
 
