@@ -7,8 +7,10 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include "vmstor-job-proxy.h"
 #include "vmstor-manager-proxy.h"
 #include "vmstor-pool-proxy.h"
+#include "vmstor-snapshot-proxy.h"
 #include "vmstor-volume-proxy.h"
 
 namespace vmstor::client {
@@ -17,6 +19,8 @@ inline constexpr const char* service_name = "org.vmstor.Storage1";
 inline constexpr const char* root_object_path = "/org/vmstor/Storage1";
 inline constexpr const char* pool_interface = "org.vmstor.Storage1.Pool";
 inline constexpr const char* volume_interface = "org.vmstor.Storage1.Volume";
+inline constexpr const char* snapshot_interface = "org.vmstor.Storage1.Snapshot";
+inline constexpr const char* job_interface = "org.vmstor.Storage1.Job";
 
 /// @brief The system bus, or the session bus when `session` is set (DBUS_*_BUS_ADDRESS are honoured).
 std::unique_ptr<sdbus::IConnection> connect_to_bus(bool session);
@@ -63,6 +67,23 @@ class VolumeProxy final : public sdbus::ProxyInterfaces<org::vmstor::Storage1::V
   public:
     VolumeProxy(sdbus::IConnection& connection, const std::string& path)
         : ProxyInterfaces(connection, service_name, path) {}
+};
+
+/// @brief One internal snapshot object.
+class SnapshotProxy final : public sdbus::ProxyInterfaces<org::vmstor::Storage1::Snapshot_proxy> {
+  public:
+    SnapshotProxy(sdbus::IConnection& connection, const std::string& path)
+        : ProxyInterfaces(connection, service_name, path) {}
+};
+
+/// @brief One job object, for calls only (job_follower.cpp has the one that listens to its signals).
+class JobProxy final : public sdbus::ProxyInterfaces<org::vmstor::Storage1::Job_proxy> {
+  public:
+    JobProxy(sdbus::IConnection& connection, const std::string& path)
+        : ProxyInterfaces(connection, service_name, path) {}
+
+  private:
+    void onCompleted(const bool&, const std::string&, const std::string&) override {}
 };
 
 } // namespace vmstor::client

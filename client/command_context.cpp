@@ -36,6 +36,17 @@ void show_properties(CommandContext& context, const std::string& path, const std
     context.print(properties, [&] { return render_fields(object_fields(properties, order)); });
 }
 
+std::shared_ptr<VolumeName> add_volume_name(CLI::App& command) {
+    auto name = std::make_shared<VolumeName>();
+    command.add_option("POOL", name->pool, "Pool name")->required();
+    command.add_option("VOL", name->volume, "Volume name")->required();
+    return name;
+}
+
+std::string volume_missing(const VolumeName& name) {
+    return "volume '" + name.volume + "' does not exist in pool '" + name.pool + "'";
+}
+
 CLI::Validator size_validator() {
     return CLI::Validator(
         [](std::string& text) -> std::string {

@@ -18,6 +18,8 @@ class CommandContext {
   public:
     bool use_session_bus = false;
     bool json = false;
+    /// @brief The exit status of a command that succeeded but has more to say (vol-check's findings).
+    int exit_code = 0;
 
     /// @brief The bus connection, opened on first use.
     sdbus::IConnection& bus();
@@ -36,6 +38,18 @@ class CommandContext {
 /// ObjectPath: fields in `order` for people, an object with --json.
 void show_properties(CommandContext& context, const std::string& path, const std::string& interface,
                      const std::string& what_is_missing, const std::vector<std::string>& order);
+
+/// @brief A volume named on the command line: POOL VOL.
+struct VolumeName {
+    std::string pool;
+    std::string volume;
+};
+
+/// @brief Adds the POOL and VOL positionals to a command.
+std::shared_ptr<VolumeName> add_volume_name(CLI::App& command);
+
+/// @brief "volume 'v' does not exist in pool 'p'".
+std::string volume_missing(const VolumeName& name);
 
 /// @brief Accepts what vmstor::parse_size accepts ("10G", "512M", "4096").
 CLI::Validator size_validator();

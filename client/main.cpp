@@ -7,9 +7,13 @@
 
 #include "command_context.hpp"
 #include "common/error.hpp"
+#include "job_commands.hpp"
+#include "job_follower.hpp"
 #include "output.hpp"
 #include "pool_commands.hpp"
+#include "snapshot_commands.hpp"
 #include "volume_commands.hpp"
+#include "volume_data_commands.hpp"
 
 namespace {
 
@@ -28,12 +32,18 @@ int main(int argc, char** argv) {
     app.fallthrough(); // the global flags also work after the command
     add_pool_commands(app, context);
     add_volume_commands(app, context);
+    add_volume_data_commands(app, context);
+    add_snapshot_commands(app, context);
+    add_job_commands(app, context);
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& error) {
         int code = app.exit(error);
         return code == 0 ? 0 : exit_usage;
+    } catch (const Interrupted& error) {
+        std::cerr << error_line("Cancelled", error.what()) << "\n";
+        return exit_interrupted;
     } catch (const sdbus::Error& error) {
         std::cerr << error_line(error.getName(), error.getMessage()) << "\n";
         return exit_failed;
@@ -45,5 +55,5 @@ int main(int argc, char** argv) {
         std::cerr << error_line("Failed", error.what()) << "\n";
         return exit_failed;
     }
-    return 0;
+    return context.exit_code;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <set>
 
 #include <fmt/format.h>
@@ -62,6 +63,16 @@ std::vector<const nlohmann::json*> sorted_by_name(const nlohmann::json& objects)
         return a->value("Name", "") < b->value("Name", "");
     });
     return sorted;
+}
+
+/// @brief "2026-11-22 01:05:06 UTC" from microseconds since the epoch.
+std::string utc_time(std::uint64_t microseconds) {
+    auto seconds = static_cast<std::time_t>(microseconds / 1000000);
+    std::tm parts{};
+    gmtime_r(&seconds, &parts);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &parts);
+    return text;
 }
 
 } // namespace
@@ -197,6 +208,31 @@ Table volume_table(const nlohmann::json& volumes) {
         table.rows.push_back({string_field(*volume, "Name"), string_field(*volume, "Format"),
                               string_field(*volume, "Capacity"), string_field(*volume, "Allocation"),
                               string_field(*volume, "Path")});
+    return table;
+}
+
+Table job_table(const nlohmann::json& jobs, const std::function<std::string(std::uint32_t)>& user_name) {
+    Table table{{{"JOB"}, {"OPERATION"}, {"STATE"}, {"PROGRESS", true}, {"RATE", true}, {"STARTED BY"}}, {}};
+    for (const auto& job : jobs) {
+        bool progress_known = job.value("ProgressValid", false);
+        auto rate = job.value("Rate", std::uint64_t{0});
+        auto uid = job.find("StartedByUID");
+        table.rows.push_back(
+            {string_field(job, "ObjectPath"), string_field(job, "Operation"), string_field(job, "State"),
+             progress_known ? string_field(job, "Progress") : "-", rate != 0 ? format_size(rate) + "/s" : "-",
+             uid != job.end() ? user_name(uid->get<std::uint32_t>()) : "-"});
+    }
+    return table;
+}
+
+Table snapshot_table(const nlohmann::json& snapshots) {
+    Table table{{{"ID"}, {"NAME"}, {"VM STATE", true}, {"VIRTUAL SIZE", true}, {"CREATED"}}, {}};
+    for (const auto* snapshot : sorted_by_name(snapshots)) {
+        auto created_us = snapshot->value("Created", std::uint64_t{0});
+        table.rows.push_back({string_field(*snapshot, "Id"), string_field(*snapshot, "Name"),
+                              string_field(*snapshot, "VMStateSize"), string_field(*snapshot, "VirtualSize"),
+                              created_us != 0 ? utc_time(created_us) : "-"});
+    }
     return table;
 }
 

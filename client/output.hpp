@@ -1,6 +1,8 @@
 // Text for people: aligned tables, "Field: value" lists, property values in readable units, error lines.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +48,12 @@ Table pool_table(const nlohmann::json& pools);
 
 /// @brief The volume table of `vmstorctl vol-list` from volume objects.
 Table volume_table(const nlohmann::json& volumes);
+
+/// @brief The job table of `vmstorctl job-list` from job objects; `user_name` names StartedByUID.
+Table job_table(const nlohmann::json& jobs, const std::function<std::string(std::uint32_t)>& user_name);
+
+/// @brief The snapshot table of `vmstorctl snapshot-list` from snapshot objects.
+Table snapshot_table(const nlohmann::json& snapshots);
 
 /// @brief The property order of `vmstorctl pool-info`, as in dbus-api.md.
 const std::vector<std::string>& pool_property_order();

@@ -1,5 +1,7 @@
 #include "requests.hpp"
 
+#include <algorithm>
+
 #include "common/error.hpp"
 #include "common/names.hpp"
 
@@ -78,6 +80,80 @@ PropertyMap volume_resize_options(bool shrink) {
     PropertyMap options;
     if (shrink)
         options["shrink"] = true;
+    return options;
+}
+
+std::string snapshot_object_path(std::string_view pool, std::string_view volume, std::string_view snapshot) {
+    return volume_object_path(pool, volume) + "/snapshot/" + escape_path_segment(snapshot);
+}
+
+std::string job_object_path(std::string_view reference) {
+    auto prefix = std::string(object_root) + "/job/";
+    auto number = reference.starts_with(prefix) ? reference.substr(prefix.size()) : reference;
+    bool digits = !number.empty() && number.size() <= 19 &&
+                  std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits)
+        throw Error(ErrorCode::InvalidArgument,
+                    "invalid job '" + std::string(reference) + "': give its number or its object path");
+    return prefix + std::string(number);
+}
+
+PropertyMap copy_options(const CopyRequest& request) {
+    PropertyMap options;
+    put_if_given(options, "format", request.format);
+    if (request.compress)
+        options["compress"] = true;
+    if (!request.compression_type.empty()) {
+        if (!request.compress)
+            throw Error(ErrorCode::InvalidArgument, "a compression type was given without --compress");
+        options["compression_type"] = request.compression_type;
+    }
+    if (request.cluster_size)
+        options["cluster_size"] = *request.cluster_size;
+    return options;
+}
+
+PropertyMap transfer_options(const TransferRequest& request) {
+    PropertyMap options;
+    if (request.offset)
+        options["offset"] = *request.offset;
+    if (request.length)
+        options["length"] = *request.length;
+    if (request.sparse)
+        options["sparse"] = true;
+    return options;
+}
+
+PropertyMap import_options(const std::string& format, std::optional<std::uint64_t> cluster_size,
+                           const TransferRequest& request) {
+    if (request.offset)
+        throw Error(ErrorCode::InvalidArgument, "an import always starts at offset 0");
+    PropertyMap options = transfer_options(request);
+    put_if_given(options, "format", format);
+    if (cluster_size)
+        options["cluster_size"] = *cluster_size;
+    return options;
+}
+
+PropertyMap check_options(const std::string& repair) {
+    PropertyMap options;
+    put_if_given(options, "repair", repair);
+    return options;
+}
+
+PropertyMap measure_options(const std::string& format, std::optional<std::uint64_t> cluster_size) {
+    PropertyMap options;
+    put_if_given(options, "format", format);
+    if (cluster_size)
+        options["cluster_size"] = *cluster_size;
+    return options;
+}
+
+PropertyMap rebase_options(const std::string& backing_format, bool unsafe) {
+    PropertyMap options;
+    put_if_given(options, "backing_format", backing_format);
+    if (unsafe)
+        options["unsafe"] = true;
     return options;
 }
 

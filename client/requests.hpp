@@ -54,4 +54,47 @@ PropertyMap volume_create_options(const VolumeCreateRequest& request);
 /// @brief The `options` argument of Volume.Resize.
 PropertyMap volume_resize_options(bool shrink);
 
+/// @brief The object path of a volume's internal snapshot.
+std::string snapshot_object_path(std::string_view pool, std::string_view volume, std::string_view snapshot);
+
+/// @brief A job's object path from what the user typed: its number n or its whole path. Throws
+/// InvalidArgument for anything else.
+std::string job_object_path(std::string_view reference);
+
+/// @brief `vmstorctl vol-clone` and `vol-convert` options; empty strings are "not given".
+struct CopyRequest {
+    std::string format;
+    bool compress = false;
+    std::string compression_type;
+    std::optional<std::uint64_t> cluster_size;
+};
+
+/// @brief The `options` of Pool.CloneVolume, Volume.Convert and Snapshot.CloneTo. Throws InvalidArgument
+/// for a compression type without --compress.
+PropertyMap copy_options(const CopyRequest& request);
+
+/// @brief `vmstorctl vol-upload`, `vol-download` and `vol-import` byte range and sparseness.
+struct TransferRequest {
+    std::optional<std::uint64_t> offset;
+    std::optional<std::uint64_t> length;
+    bool sparse = false;
+};
+
+/// @brief The `options` of Volume.Upload and Volume.Download.
+PropertyMap transfer_options(const TransferRequest& request);
+
+/// @brief The `options` of Pool.ImportVolume: `format` and `cluster_size` of the new volume, `length` and
+/// `sparse` of the stream.
+PropertyMap import_options(const std::string& format, std::optional<std::uint64_t> cluster_size,
+                           const TransferRequest& request);
+
+/// @brief The `options` of Volume.Check: `repair` only when asked for ("leaks" or "all").
+PropertyMap check_options(const std::string& repair);
+
+/// @brief The `options` of Volume.Measure.
+PropertyMap measure_options(const std::string& format, std::optional<std::uint64_t> cluster_size);
+
+/// @brief The `options` of Volume.Rebase.
+PropertyMap rebase_options(const std::string& backing_format, bool unsafe);
+
 } // namespace vmstor::client

@@ -13,22 +13,6 @@ namespace vmstor::client {
 
 namespace {
 
-struct VolumeName {
-    std::string pool;
-    std::string volume;
-};
-
-std::string volume_missing(const VolumeName& name) {
-    return "volume '" + name.volume + "' does not exist in pool '" + name.pool + "'";
-}
-
-std::shared_ptr<VolumeName> add_volume_name(CLI::App& command) {
-    auto name = std::make_shared<VolumeName>();
-    command.add_option("POOL", name->pool, "Pool name")->required();
-    command.add_option("VOL", name->volume, "Volume name")->required();
-    return name;
-}
-
 void add_vol_list(CLI::App& app, CommandContext& context) {
     auto* command = app.add_subcommand("vol-list", "List a pool's volumes");
     auto pool = std::make_shared<std::string>();

@@ -94,3 +94,28 @@ TEST_CASE("error lines keep only the last component of the D-Bus error name") {
           "vmstorctl: ServiceUnknown: no daemon");
     CHECK(error_line("NotFound", "m") == "vmstorctl: NotFound: m");
 }
+
+TEST_CASE("job-list shows path, operation, state, progress, rate and who started it") {
+    auto jobs = nlohmann::json::parse(R"([
+        {"ObjectPath": "/org/vmstor/Storage1/job/3", "Operation": "clone", "State": "running",
+         "Progress": 0.5, "ProgressValid": true, "Rate": 10485760, "StartedByUID": 0},
+        {"ObjectPath": "/org/vmstor/Storage1/job/4", "Operation": "check", "State": "completed",
+         "Progress": 0.0, "ProgressValid": false, "Rate": 0, "StartedByUID": 1000}])");
+    auto name = [](std::uint32_t uid) {
+        return uid == 0 ? std::string("root") : "uid" + std::to_string(uid);
+    };
+    CHECK(render_table(job_table(jobs, name)) ==
+          "JOB                         OPERATION  STATE      PROGRESS      RATE  STARTED BY\n"
+          "/org/vmstor/Storage1/job/3  clone      running         50%  10 MiB/s  root\n"
+          "/org/vmstor/Storage1/job/4  check      completed         -         -  uid1000\n");
+}
+
+TEST_CASE("snapshot-list shows id, name, sizes and the creation time in UTC") {
+    auto snapshots = nlohmann::json::parse(R"([
+        {"Name": "b", "Id": "2", "Created": 1700000000000000, "VMStateSize": 0, "VirtualSize": 1073741824},
+        {"Name": "a", "Id": "1", "Created": 0, "VMStateSize": 0, "VirtualSize": 1073741824}])");
+    CHECK(render_table(snapshot_table(snapshots)) ==
+          "ID  NAME  VM STATE  VIRTUAL SIZE  CREATED\n"
+          "1   a          0 B         1 GiB  -\n"
+          "2   b          0 B         1 GiB  2023-11-14 22:13:20 UTC\n");
+}

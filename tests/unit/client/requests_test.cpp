@@ -90,3 +90,68 @@ TEST_CASE("vol-resize asks for shrink only when --shrink is given") {
     CHECK(volume_resize_options(false).empty());
     CHECK(properties_to_json(volume_resize_options(true)) == nlohmann::json({{"shrink", true}}));
 }
+
+TEST_CASE("a job is named by its number or its whole object path") {
+    CHECK(job_object_path("7") == "/org/vmstor/Storage1/job/7");
+    CHECK(job_object_path("/org/vmstor/Storage1/job/12") == "/org/vmstor/Storage1/job/12");
+    for (const char* bad : {"", "x", "-1", "7a", "/org/vmstor/Storage1/job/", "/org/vmstor/Storage1/pool/7",
+                            "/org/vmstor/Storage1/job/7/x", "99999999999999999999"})
+        CHECK_THROWS_AS(job_object_path(bad), vmstor::Error);
+}
+
+TEST_CASE("snapshot paths hang under their volume, escaped like every name") {
+    CHECK(snapshot_object_path("p1", "disk", "before upgrade") ==
+          "/org/vmstor/Storage1/pool/p1/volume/disk/snapshot/before_20upgrade");
+}
+
+TEST_CASE("vol-clone and vol-convert send only the copy options given") {
+    CHECK(copy_options(CopyRequest{}).empty());
+    CopyRequest request;
+    request.format = "qcow2";
+    request.compress = true;
+    request.compression_type = "zstd";
+    request.cluster_size = 65536;
+    auto options = copy_options(request);
+    CHECK(options.at("compress").peekValueType() == "b");
+    CHECK(options.at("cluster_size").peekValueType() == "t");
+    CHECK(properties_to_json(options) ==
+          nlohmann::json::parse(
+              R"({"format": "qcow2", "compress": true, "compression_type": "zstd", "cluster_size": 65536})"));
+}
+
+TEST_CASE("a compression type without --compress is refused before anything is sent") {
+    CopyRequest request;
+    request.compression_type = "zlib";
+    CHECK_THROWS_AS(copy_options(request), vmstor::Error);
+}
+
+TEST_CASE("vol-upload and vol-download send offset and length as t, sparse only when asked") {
+    CHECK(transfer_options(TransferRequest{}).empty());
+    auto options = transfer_options(TransferRequest{1048576, 4096, true});
+    CHECK(options.at("offset").peekValueType() == "t");
+    CHECK(options.at("length").peekValueType() == "t");
+    CHECK(properties_to_json(options) ==
+          nlohmann::json::parse(R"({"offset": 1048576, "length": 4096, "sparse": true})"));
+    CHECK(properties_to_json(transfer_options(TransferRequest{0, std::nullopt, false})) ==
+          nlohmann::json::parse(R"({"offset": 0})"));
+}
+
+TEST_CASE("vol-import sends the new volume's format and the stream's options, never an offset") {
+    CHECK(import_options("", std::nullopt, TransferRequest{}).empty());
+    CHECK(properties_to_json(import_options("qcow2", 2097152, TransferRequest{std::nullopt, 512, true})) ==
+          nlohmann::json::parse(
+              R"({"format": "qcow2", "cluster_size": 2097152, "length": 512, "sparse": true})"));
+    CHECK_THROWS_AS(import_options("raw", std::nullopt, TransferRequest{4096, std::nullopt, false}),
+                    vmstor::Error);
+}
+
+TEST_CASE("vol-check, vol-measure and vol-rebase map their flags to their keys") {
+    CHECK(check_options("").empty());
+    CHECK(properties_to_json(check_options("leaks")) == nlohmann::json::parse(R"({"repair": "leaks"})"));
+    CHECK(measure_options("", std::nullopt).empty());
+    CHECK(properties_to_json(measure_options("raw", 65536)) ==
+          nlohmann::json::parse(R"({"format": "raw", "cluster_size": 65536})"));
+    CHECK(rebase_options("", false).empty());
+    CHECK(properties_to_json(rebase_options("qcow2", true)) ==
+          nlohmann::json::parse(R"({"backing_format": "qcow2", "unsafe": true})"));
+}

@@ -1,0 +1,87 @@
+#include "job_commands.hpp"
+
+#include <memory>
+#include <pwd.h>
+
+#include "bus.hpp"
+#include "dbus_json.hpp"
+#include "job_follower.hpp"
+#include "requests.hpp"
+
+namespace vmstor::client {
+
+namespace {
+
+std::string user_name(std::uint32_t uid) {
+    if (const passwd* entry = getpwuid(uid))
+        return entry->pw_name;
+    return std::to_string(uid);
+}
+
+std::string job_missing(const std::string& path) {
+    return "job " + path + " does not exist (a finished job is kept for 60 s only)";
+}
+
+void add_job_list(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("job-list", "List the running and recently finished jobs");
+    command->callback([&context] {
+        auto jobs = nlohmann::json::array();
+        for (const auto& path : ManagerProxy(context.bus()).ListJobs({})) {
+            try {
+                auto job = properties_to_json(PropertiesProxy(context.bus(), path).GetAll(job_interface));
+                job["ObjectPath"] = std::string(path);
+                jobs.push_back(std::move(job));
+            } catch (const sdbus::Error& error) {
+                // A job that ended its 60 s between ListJobs and GetAll is simply gone.
+                if (error.getName() != "org.freedesktop.DBus.Error.UnknownObject")
+                    throw;
+            }
+        }
+        context.print(jobs, [&] { return render_table(job_table(jobs, user_name)); });
+    });
+}
+
+void add_job_cancel(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("job-cancel", "Ask the daemon to cancel a job");
+    auto job = std::make_shared<std::string>();
+    command->add_option("JOB", *job, "Job number or object path")->required();
+    command->callback([&context, job] {
+        auto path = job_object_path(*job);
+        translating_unknown_object(job_missing(path), [&] { JobProxy(context.bus(), path).Cancel({}); });
+    });
+}
+
+void add_job_wait(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("job-wait", "Wait for a job to end, showing its progress");
+    auto job = std::make_shared<std::string>();
+    command->add_option("JOB", *job, "Job number or object path")->required();
+    command->callback([&context, job] {
+        auto path = job_object_path(*job);
+        // Ctrl-C only stops waiting here: the job may be someone else's.
+        translating_unknown_object(job_missing(path),
+                                   [&] { follow_job(context.bus(), path, OnInterrupt::StopWaiting); });
+    });
+}
+
+} // namespace
+
+void add_no_wait_flag(CLI::App& command, bool& no_wait) {
+    command.add_flag("--no-wait", no_wait, "Print the job's object path and return at once");
+}
+
+bool finish_job(CommandContext& context, const std::string& job, bool no_wait) {
+    if (no_wait) {
+        context.print_created(job);
+        return false;
+    }
+    follow_job(context.bus(), job);
+    return true;
+}
+
+void add_job_commands(CLI::App& app, CommandContext& context) {
+    add_job_list(app, context);
+    add_job_cancel(app, context);
+    add_job_wait(app, context);
+}
+
+} // namespace vmstor::client

@@ -1,0 +1,21 @@
+// vmstorctl job-list, job-cancel, job-wait, and what every command that starts a job shares.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "command_context.hpp"
+
+namespace vmstor::client {
+
+void add_job_commands(CLI::App& app, CommandContext& context);
+
+/// @brief Adds the `--no-wait` flag of a command that starts a job.
+void add_no_wait_flag(CLI::App& command, bool& no_wait);
+
+/// @brief What a command does with the job its call answered: with --no-wait, prints the job's path and
+/// returns false; otherwise follows it to its end (throwing when it fails) and returns true.
+bool finish_job(CommandContext& context, const std::string& job, bool no_wait);
+
+} // namespace vmstor::client

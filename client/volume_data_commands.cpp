@@ -1,0 +1,309 @@
+#include "volume_data_commands.hpp"
+
+#include <fcntl.h>
+#include <iostream>
+#include <memory>
+#include <unistd.h>
+
+#include "bus.hpp"
+#include "common/error.hpp"
+#include "common/size.hpp"
+#include "dbus_json.hpp"
+#include "image_reports.hpp"
+#include "job_commands.hpp"
+
+namespace vmstor::client {
+
+namespace {
+
+std::optional<std::uint64_t> optional_size(const std::string& text) {
+    if (text.empty())
+        return std::nullopt;
+    return parse_size(text);
+}
+
+/// @brief FILE opened for the daemon to read from ('-' is stdin).
+sdbus::UnixFd open_for_reading(const std::string& file) {
+    if (file == "-")
+        return sdbus::UnixFd(STDIN_FILENO);
+    int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw system_error(errno, "cannot open '" + file + "' for reading");
+    return sdbus::UnixFd(fd, sdbus::adopt_fd);
+}
+
+/// @brief FILE created (or truncated) for the daemon to write to ('-' is stdout).
+sdbus::UnixFd open_for_writing(const std::string& file) {
+    if (file == "-")
+        return sdbus::UnixFd(STDOUT_FILENO);
+    int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        throw system_error(errno, "cannot open '" + file + "' for writing");
+    return sdbus::UnixFd(fd, sdbus::adopt_fd);
+}
+
+/// @brief The --offset, --length and --sparse options, as typed.
+struct TransferArguments {
+    std::string offset;
+    std::string length;
+    bool sparse = false;
+
+    TransferRequest request() const { return {optional_size(offset), optional_size(length), sparse}; }
+};
+
+void add_transfer_options(CLI::App& command, TransferArguments& args, bool with_offset) {
+    if (with_offset)
+        command.add_option("--offset", args.offset, "Where in the volume to start, e.g. 1G")
+            ->check(size_validator());
+    command.add_option("--length", args.length, "How many bytes to move (default: to the end)")
+        ->check(size_validator());
+    command.add_flag("--sparse", args.sparse, "Skip zeroes: leave holes instead of writing them");
+}
+
+void add_vol_clone(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-clone", "Copy a volume into a new one (same pool by default)");
+    struct Arguments {
+        std::string new_name;
+        std::string to_pool;
+        CopyArguments copy;
+        bool no_wait = false;
+    };
+    auto args = std::make_shared<Arguments>();
+    auto name = add_volume_name(*command);
+    command->add_option("NEWNAME", args->new_name, "The copy's name")->required();
+    command->add_option("--to-pool", args->to_pool, "Pool to create the copy in");
+    add_copy_options(*command, args->copy);
+    add_no_wait_flag(*command, args->no_wait);
+    command->callback([&context, name, args] {
+        auto target_pool = args->to_pool.empty() ? name->pool : args->to_pool;
+        auto options = parsed_copy_options(args->copy);
+        std::string job;
+        translating_unknown_object("pool '" + target_pool + "' does not exist", [&] {
+            job = PoolProxy(context.bus(), pool_object_path(target_pool))
+                      .CloneVolume(sdbus::ObjectPath(volume_object_path(name->pool, name->volume)),
+                                   args->new_name, options);
+        });
+        if (finish_job(context, job, args->no_wait))
+            context.print_created(volume_object_path(target_pool, args->new_name));
+    });
+}
+
+void add_vol_convert(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-convert", "Convert a volume into a new one in another format");
+    struct Arguments {
+        std::string target_pool;
+        std::string new_name;
+        CopyArguments copy;
+        bool no_wait = false;
+    };
+    auto args = std::make_shared<Arguments>();
+    auto name = add_volume_name(*command);
+    command->add_option("TARGET_POOL", args->target_pool, "Pool to create the new volume in")->required();
+    command->add_option("NEWNAME", args->new_name, "The new volume's name")->required();
+    add_copy_options(*command, args->copy);
+    add_no_wait_flag(*command, args->no_wait);
+    command->callback([&context, name, args] {
+        auto options = parsed_copy_options(args->copy);
+        std::string job;
+        translating_unknown_object(volume_missing(*name), [&] {
+            job =
+                VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume))
+                    .Convert(sdbus::ObjectPath(pool_object_path(args->target_pool)), args->new_name, options);
+        });
+        if (finish_job(context, job, args->no_wait))
+            context.print_created(volume_object_path(args->target_pool, args->new_name));
+    });
+}
+
+void add_vol_wipe(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-wipe", "Overwrite a volume's data with zeroes");
+    auto name = add_volume_name(*command);
+    auto no_wait = std::make_shared<bool>(false);
+    add_no_wait_flag(*command, *no_wait);
+    command->callback([&context, name, no_wait] {
+        std::string job;
+        translating_unknown_object(volume_missing(*name), [&] {
+            job = VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Wipe({});
+        });
+        finish_job(context, job, *no_wait);
+    });
+}
+
+void add_vol_upload(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-upload", "Write a file's bytes into a volume ('-': stdin)");
+    auto name = add_volume_name(*command);
+    auto file = std::make_shared<std::string>();
+    auto transfer = std::make_shared<TransferArguments>();
+    auto no_wait = std::make_shared<bool>(false);
+    command->add_option("FILE", *file, "File to read, '-' for stdin")->required();
+    add_transfer_options(*command, *transfer, true);
+    add_no_wait_flag(*command, *no_wait);
+    command->callback([&context, name, file, transfer, no_wait] {
+        auto options = transfer_options(transfer->request());
+        auto fd = open_for_reading(*file);
+        std::string job;
+        translating_unknown_object(volume_missing(*name), [&] {
+            job =
+                VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Upload(fd, options);
+        });
+        finish_job(context, job, *no_wait);
+    });
+}
+
+void add_vol_download(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-download", "Write a volume's guest data to a file ('-': stdout)");
+    auto name = add_volume_name(*command);
+    auto file = std::make_shared<std::string>();
+    auto transfer = std::make_shared<TransferArguments>();
+    auto no_wait = std::make_shared<bool>(false);
+    command->add_option("FILE", *file, "File to write, '-' for stdout")->required();
+    add_transfer_options(*command, *transfer, true);
+    add_no_wait_flag(*command, *no_wait);
+    command->callback([&context, name, file, transfer, no_wait] {
+        auto options = transfer_options(transfer->request());
+        auto fd = open_for_writing(*file);
+        std::string job;
+        translating_unknown_object(volume_missing(*name), [&] {
+            job = VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume))
+                      .Download(fd, options);
+        });
+        finish_job(context, job, *no_wait);
+    });
+}
+
+void add_vol_import(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-import", "Make a new volume from a file's bytes ('-': stdin)");
+    struct Arguments {
+        std::string pool;
+        std::string name;
+        std::string file;
+        std::string format;
+        std::string cluster_size;
+        TransferArguments transfer;
+        bool no_wait = false;
+    };
+    auto args = std::make_shared<Arguments>();
+    command->add_option("POOL", args->pool, "Pool name")->required();
+    command->add_option("NAME", args->name, "New volume's name")->required();
+    command->add_option("FILE", args->file, "File to read, '-' for stdin")->required();
+    command->add_option("--format", args->format, "The new volume's format")
+        ->check(CLI::IsMember({"raw", "qcow2"}));
+    command->add_option("--cluster-size", args->cluster_size, "qcow2 cluster size, e.g. 64K")
+        ->check(size_validator());
+    add_transfer_options(*command, args->transfer, false);
+    add_no_wait_flag(*command, args->no_wait);
+    command->callback([&context, args] {
+        auto options =
+            import_options(args->format, optional_size(args->cluster_size), args->transfer.request());
+        auto fd = open_for_reading(args->file);
+        std::string job;
+        translating_unknown_object("pool '" + args->pool + "' does not exist", [&] {
+            job =
+                PoolProxy(context.bus(), pool_object_path(args->pool)).ImportVolume(args->name, fd, options);
+        });
+        if (finish_job(context, job, args->no_wait))
+            context.print_created(volume_object_path(args->pool, args->name));
+    });
+}
+
+void add_vol_check(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand(
+        "vol-check",
+        "Check a qcow2 volume's metadata (exit 2: corruptions, 3: leaks only, as qemu-img check)");
+    auto name = add_volume_name(*command);
+    auto repair = std::make_shared<std::string>();
+    command->add_option("--repair", *repair, "Repair leaks only, or everything")
+        ->check(CLI::IsMember({"leaks", "all"}));
+    command->callback([&context, name, repair] {
+        nlohmann::json result;
+        translating_unknown_object(volume_missing(*name), [&] {
+            result =
+                properties_to_json(VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume))
+                                       .Check(check_options(*repair)));
+        });
+        context.print(result, [&] { return check_report_text(result); });
+        context.exit_code = check_exit_code(result);
+    });
+}
+
+void add_vol_measure(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-measure", "Show the space a copy of a volume would need");
+    auto name = add_volume_name(*command);
+    struct Arguments {
+        std::string format;
+        std::string cluster_size;
+    };
+    auto args = std::make_shared<Arguments>();
+    command->add_option("--format", args->format, "The copy's format")
+        ->check(CLI::IsMember({"raw", "qcow2"}));
+    command->add_option("--cluster-size", args->cluster_size, "The copy's cluster size")
+        ->check(size_validator());
+    command->callback([&context, name, args] {
+        auto options = measure_options(args->format, optional_size(args->cluster_size));
+        nlohmann::json result;
+        translating_unknown_object(volume_missing(*name), [&] {
+            result = properties_to_json(
+                VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Measure(options));
+        });
+        context.print(result, [&] { return measure_report_text(result); });
+    });
+}
+
+void add_vol_map(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-map", "Show which ranges of a volume hold data (qemu-img map)");
+    auto name = add_volume_name(*command);
+    command->callback([&context, name] {
+        auto extents = nlohmann::json::array();
+        translating_unknown_object(volume_missing(*name), [&] {
+            for (const auto& extent :
+                 VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Map({}))
+                extents.push_back(properties_to_json(extent));
+        });
+        context.print(extents, [&] { return map_report_text(extents); });
+    });
+}
+
+void add_vol_img_info(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand("vol-img-info", "Show a volume's image details (qemu-img info JSON)");
+    auto name = add_volume_name(*command);
+    command->callback([name, &context] {
+        std::string info;
+        translating_unknown_object(volume_missing(*name), [&] {
+            info = VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Info({});
+        });
+        // Pretty whether or not --json was given: the answer is JSON already.
+        std::cout << nlohmann::json::parse(info).dump(2) << "\n";
+    });
+}
+
+} // namespace
+
+void add_copy_options(CLI::App& command, CopyArguments& args) {
+    command.add_option("--format", args.request.format, "The new volume's format")
+        ->check(CLI::IsMember({"raw", "qcow2"}));
+    command.add_flag("--compress", args.request.compress, "Compress the new qcow2 volume's clusters");
+    command.add_option("--compression-type", args.request.compression_type, "With --compress: the algorithm")
+        ->check(CLI::IsMember({"zlib", "zstd"}));
+    command.add_option("--cluster-size", args.cluster_size, "The new qcow2 volume's cluster size, e.g. 64K")
+        ->check(size_validator());
+}
+
+PropertyMap parsed_copy_options(CopyArguments& args) {
+    args.request.cluster_size = optional_size(args.cluster_size);
+    return copy_options(args.request);
+}
+
+void add_volume_data_commands(CLI::App& app, CommandContext& context) {
+    add_vol_clone(app, context);
+    add_vol_convert(app, context);
+    add_vol_wipe(app, context);
+    add_vol_upload(app, context);
+    add_vol_download(app, context);
+    add_vol_import(app, context);
+    add_vol_check(app, context);
+    add_vol_measure(app, context);
+    add_vol_map(app, context);
+    add_vol_img_info(app, context);
+}
+
+} // namespace vmstor::client
