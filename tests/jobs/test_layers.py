@@ -115,6 +115,18 @@ class LayerTests(JobsTest):
         self.wait_object(volume_path(self.pool_name, "pre-job.qcow2"), VOLUME)
         self.assert_check_clean(self.pool_file("pre-job.qcow2"))
 
+    def test_a_finished_job_stays_60_seconds_then_disappears(self):
+        job = str(self.pool(self.pool_name).CreateVolume("kept-job.qcow2", dbus.UInt64(8 * MiB),
+                                                          sv(format="qcow2", preallocation="metadata", wait=True)))
+        ended = time.monotonic()
+        self.assertEqual(self.job(job)["State"], "completed")
+        while job in self.list_jobs() and time.monotonic() - ended < 75:
+            time.sleep(1)
+        gone_after = time.monotonic() - ended
+        self.assertNotIn(job, self.list_jobs(), "the finished job was still listed 75 s after it ended")
+        self.assertGreater(gone_after, 55, f"the finished job disappeared after {gone_after:.0f} s, not 60")
+        self.assertNotIn(job, self.managed_objects())
+
     def test_mode_is_applied(self):
         self.create("mode.qcow2", 8 * MiB, format="qcow2", mode=dbus.UInt32(0o640))
         self.assertEqual(stat.S_IMODE(os.stat(self.pool_file("mode.qcow2")).st_mode), 0o640)
