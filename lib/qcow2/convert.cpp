@@ -174,8 +174,9 @@ void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
     const std::uint64_t cluster = target_.cluster_size();
     const CompressionType type =
         qcow2.header().compression_type == compression_zstd ? CompressionType::Zstd : CompressionType::Zlib;
+    // Like QEMU's pool of 4 compression threads, at least: on a busy host more threads get more CPU.
     const unsigned threads =
-        options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+        options_.threads ? options_.threads : std::max(4u, std::thread::hardware_concurrency());
     if (!pool_)
         pool_ = std::make_unique<WorkerPool>(threads - 1);
     // Whole clusters only: a range is widened to cluster boundaries (the extra bytes are read as they are).
