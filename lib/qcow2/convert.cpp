@@ -183,7 +183,7 @@ void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
     const std::uint64_t first = offset / cluster;
     const std::uint64_t last =
         std::min((offset + length + cluster - 1) / cluster, (size_ + cluster - 1) / cluster);
-    const std::uint64_t batch = std::max<std::uint64_t>(4 * threads, (16ull << 20) / cluster);
+    const std::uint64_t batch = std::max<std::uint64_t>(4 * threads, (4ull << 20) / cluster);
     std::vector<std::byte> input(batch * cluster);
     std::vector<std::vector<std::byte>> output(batch);
     std::vector<char> zero(batch);
