@@ -103,8 +103,15 @@ class FollowedJob final
     /// @brief Redraws the bar, or writes a plain line when one is due (or `last`).
     void show(bool last = false) {
         auto now = std::chrono::steady_clock::now();
+        auto progress = progress_;
+        if (last) // no rate or time left once it is over
+            progress.rate = progress.expected_end_us = 0;
+        auto suffix = last ? std::string("  completed") : std::string();
         if (terminal_) {
-            auto line = progress_bar_line(progress_, now_us(), terminal_width() - label().size() - 1);
+            auto used = label().size() + suffix.size() + 1;
+            auto columns = terminal_width();
+            auto width = columns > used ? columns - used : 1;
+            auto line = progress_bar_line(progress, now_us(), width) + suffix;
             std::fputs(("\r" + label() + " " + line + "\x1b[K").c_str(), stderr);
             shown_ = true;
             if (last)
@@ -114,7 +121,8 @@ class FollowedJob final
         if (!last && now < next_plain_line_)
             return;
         next_plain_line_ = now + plain_line_interval;
-        std::fputs(fmt::format("vmstorctl: {}: {}\n", label(), progress_summary(progress_, now_us())).c_str(),
+        std::fputs(fmt::format("vmstorctl: {}: {}{}\n", label(), progress_summary(progress, now_us()), suffix)
+                       .c_str(),
                    stderr);
     }
 
@@ -136,7 +144,8 @@ class FollowedJob final
         if (interface != job_interface)
             return;
         update(changed);
-        show();
+        if (!interrupt_requested) // after Ctrl-C, the "cancelling" line stays the last one
+            show();
     }
 
     void update(const std::map<std::string, sdbus::Variant>& properties) {
