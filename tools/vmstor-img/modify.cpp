@@ -5,45 +5,41 @@
 #include <cstdio>
 #include <fmt/format.h>
 #include <getopt.h>
+#include <optional>
 #include <string>
 
 namespace vmstor::img {
 
 namespace {
 
+// The line qemu-img create prints: its options in its order, the optional ones only when given.
 void print_formatting(const std::string& path, const qcow2::CreateOptions& o, const std::string& size_text,
                       const std::vector<std::pair<std::string, std::string>>& given) {
-    auto was_given = [&](const char* key) {
+    auto given_value = [&](const char* key) -> std::optional<std::string> {
+        std::optional<std::string> value;
         for (const auto& [k, v] : given)
             if (k == key)
-                return true;
-        return false;
+                value = v;
+        return value;
     };
+    const auto preallocation = given_value("preallocation");
     std::string line = fmt::format("Formatting '{}', fmt={}", path, qcow2::format_name(o.format));
     if (o.format == qcow2::ImageFormat::Qcow2) {
         line += fmt::format(" cluster_size={} extended_l2={}", o.cluster_size, o.extended_l2 ? "on" : "off");
-        if (was_given("preallocation"))
-            line += fmt::format(
-                " preallocation={}", given.back().first == "" ? "" : [&] {
-                    for (const auto& [k, v] : given)
-                        if (k == "preallocation")
-                            return v;
-                    return std::string();
-                }());
+        if (preallocation)
+            line += " preallocation=" + *preallocation;
         line += fmt::format(" compression_type={} size={}",
                             o.compression_type == qcow2::CompressionType::Zstd ? "zstd" : "zlib", size_text);
         if (o.backing_file)
             line += fmt::format(" backing_file={} backing_fmt={}", *o.backing_file,
                                 o.backing_format.value_or(""));
-        if (was_given("compat"))
+        if (given_value("compat"))
             line += fmt::format(" compat={}", o.version == 2 ? "0.10" : "1.1");
         line += fmt::format(" lazy_refcounts={} refcount_bits={}", o.lazy_refcounts ? "on" : "off",
                             o.refcount_bits);
     } else {
-        if (was_given("preallocation"))
-            for (const auto& [k, v] : given)
-                if (k == "preallocation")
-                    line += " preallocation=" + v;
+        if (preallocation)
+            line += " preallocation=" + *preallocation;
         line += " size=" + size_text;
     }
     std::printf("%s\n", line.c_str());
