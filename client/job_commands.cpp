@@ -78,6 +78,16 @@ bool finish_job(CommandContext& context, const std::string& job, bool no_wait) {
     return true;
 }
 
+bool run_volume_job(CommandContext& context, const VolumeName& name, bool no_wait,
+                    const std::function<sdbus::ObjectPath(VolumeProxy&)>& start) {
+    std::string job;
+    translating_unknown_object(volume_missing(name), [&] {
+        VolumeProxy volume(context.bus(), volume_object_path(name.pool, name.volume));
+        job = start(volume);
+    });
+    return finish_job(context, job, no_wait);
+}
+
 void add_job_commands(CLI::App& app, CommandContext& context) {
     add_job_list(app, context);
     add_job_cancel(app, context);

@@ -1,6 +1,7 @@
 // vmstorctl job-list, job-cancel, job-wait, and what every command that starts a job shares.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -17,5 +18,12 @@ void add_no_wait_flag(CLI::App& command, bool& no_wait);
 /// @brief What a command does with the job its call answered: with --no-wait, prints the job's path and
 /// returns false; otherwise follows it to its end (throwing when it fails) and returns true.
 bool finish_job(CommandContext& context, const std::string& job, bool no_wait);
+
+class VolumeProxy;
+
+/// @brief Starts a job on the named volume (`start` makes the call; a missing volume is NotFound), then
+/// finishes it as finish_job does.
+bool run_volume_job(CommandContext& context, const VolumeName& name, bool no_wait,
+                    const std::function<sdbus::ObjectPath(VolumeProxy&)>& start);
 
 } // namespace vmstor::client

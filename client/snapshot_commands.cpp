@@ -143,11 +143,7 @@ void add_vol_commit(CLI::App& app, CommandContext& context) {
     auto no_wait = std::make_shared<bool>(false);
     add_no_wait_flag(*command, *no_wait);
     command->callback([&context, name, no_wait] {
-        std::string job;
-        translating_unknown_object(volume_missing(*name), [&] {
-            job = VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Commit({});
-        });
-        finish_job(context, job, *no_wait);
+        run_volume_job(context, *name, *no_wait, [](VolumeProxy& volume) { return volume.Commit({}); });
     });
 }
 
@@ -168,12 +164,8 @@ void add_vol_rebase(CLI::App& app, CommandContext& context) {
     add_no_wait_flag(*command, args->no_wait);
     command->callback([&context, name, args] {
         auto options = rebase_options(args->backing_format, args->unsafe);
-        std::string job;
-        translating_unknown_object(volume_missing(*name), [&] {
-            job = VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume))
-                      .Rebase(args->backing, options);
-        });
-        finish_job(context, job, args->no_wait);
+        run_volume_job(context, *name, args->no_wait,
+                       [&](VolumeProxy& volume) { return volume.Rebase(args->backing, options); });
     });
 }
 

@@ -104,13 +104,10 @@ void add_vol_convert(CLI::App& app, CommandContext& context) {
     add_no_wait_flag(*command, args->no_wait);
     command->callback([&context, name, args] {
         auto options = parsed_copy_options(args->copy);
-        std::string job;
-        translating_unknown_object(volume_missing(*name), [&] {
-            job =
-                VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume))
-                    .Convert(sdbus::ObjectPath(pool_object_path(args->target_pool)), args->new_name, options);
-        });
-        if (finish_job(context, job, args->no_wait))
+        auto target_pool = sdbus::ObjectPath(pool_object_path(args->target_pool));
+        if (run_volume_job(context, *name, args->no_wait, [&](VolumeProxy& volume) {
+                return volume.Convert(target_pool, args->new_name, options);
+            }))
             context.print_created(volume_object_path(args->target_pool, args->new_name));
     });
 }
@@ -121,11 +118,7 @@ void add_vol_wipe(CLI::App& app, CommandContext& context) {
     auto no_wait = std::make_shared<bool>(false);
     add_no_wait_flag(*command, *no_wait);
     command->callback([&context, name, no_wait] {
-        std::string job;
-        translating_unknown_object(volume_missing(*name), [&] {
-            job = VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Wipe({});
-        });
-        finish_job(context, job, *no_wait);
+        run_volume_job(context, *name, *no_wait, [](VolumeProxy& volume) { return volume.Wipe({}); });
     });
 }
 
@@ -141,12 +134,8 @@ void add_vol_upload(CLI::App& app, CommandContext& context) {
     command->callback([&context, name, file, transfer, no_wait] {
         auto options = transfer_options(transfer->request());
         auto fd = open_for_reading(*file);
-        std::string job;
-        translating_unknown_object(volume_missing(*name), [&] {
-            job =
-                VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Upload(fd, options);
-        });
-        finish_job(context, job, *no_wait);
+        run_volume_job(context, *name, *no_wait,
+                       [&](VolumeProxy& volume) { return volume.Upload(fd, options); });
     });
 }
 
@@ -162,12 +151,8 @@ void add_vol_download(CLI::App& app, CommandContext& context) {
     command->callback([&context, name, file, transfer, no_wait] {
         auto options = transfer_options(transfer->request());
         auto fd = open_for_writing(*file);
-        std::string job;
-        translating_unknown_object(volume_missing(*name), [&] {
-            job = VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume))
-                      .Download(fd, options);
-        });
-        finish_job(context, job, *no_wait);
+        run_volume_job(context, *name, *no_wait,
+                       [&](VolumeProxy& volume) { return volume.Download(fd, options); });
     });
 }
 
