@@ -236,7 +236,7 @@ void follow_job(sdbus::IConnection& bus, const std::string& path, OnInterrupt on
             interrupted = true;
             if (on_interrupt == OnInterrupt::StopWaiting) {
                 job.end_line();
-                throw Interrupted("stopped waiting for " + path + "; the job goes on");
+                throw Interrupted("Interrupted", "stopped waiting for " + path + "; the job goes on");
             }
             request_cancel(job);
         }
@@ -257,8 +257,8 @@ void follow_job(sdbus::IConnection& bus, const std::string& path, OnInterrupt on
     }
     job.end_line();
     if (interrupted)
-        throw Interrupted(job.outcome->message.empty() ? "job " + path + " was cancelled"
-                                                       : job.outcome->message);
+        throw Interrupted("Cancelled", job.outcome->message.empty() ? "job " + path + " was cancelled"
+                                                                    : job.outcome->message);
     throw sdbus::Error(job.outcome->error_name, job.outcome->message);
 }
 

@@ -11,13 +11,17 @@ namespace vmstor::client {
 /// @brief The exit status after Ctrl-C, as shells give it (128 + SIGINT).
 inline constexpr int exit_interrupted = 130;
 
-/// @brief Thrown when Ctrl-C ended the wait for a job; main() prints the message and exits 130.
+/// @brief Thrown when Ctrl-C ended the wait for a job; main() prints the error line and exits 130.
 class Interrupted : public std::exception {
   public:
-    explicit Interrupted(std::string message) : message_(std::move(message)) {}
+    /// @param error_name "Cancelled" when the job was cancelled, "Interrupted" when only the wait ended.
+    Interrupted(std::string error_name, std::string message)
+        : error_name_(std::move(error_name)), message_(std::move(message)) {}
     const char* what() const noexcept override { return message_.c_str(); }
+    const std::string& error_name() const { return error_name_; }
 
   private:
+    std::string error_name_;
     std::string message_;
 };
 

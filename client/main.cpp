@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
         int code = app.exit(error);
         return code == 0 ? 0 : exit_usage;
     } catch (const Interrupted& error) {
-        std::cerr << error_line("Cancelled", error.what()) << "\n";
+        std::cerr << error_line(error.error_name(), error.what()) << "\n";
         return exit_interrupted;
     } catch (const sdbus::Error& error) {
         std::cerr << error_line(error.getName(), error.getMessage()) << "\n";
