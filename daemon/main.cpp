@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <malloc.h>
 #include <sdbus-c++/sdbus-c++.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/systemd_sink.h>
@@ -45,6 +46,15 @@ vmstor::storage::SettingsStore settings_store(const std::string& directory) {
     return vmstor::storage::SettingsStore(directory);
 }
 
+// Returns freed heap to the system now and then: after a large sync (thousands of XML descriptions read
+// and dropped) glibc would otherwise keep the pages, and resident memory would stay at its peak.
+void trim_heap_periodically(vmstor::daemon::MainLoop& loop) {
+    loop.after(std::chrono::seconds(10), [&loop] {
+        malloc_trim(0);
+        trim_heap_periodically(loop);
+    });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -63,6 +73,8 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     set_up_logging(verbose);
+    // Few arenas: the daemon's threads allocate little, and every arena keeps its own freed pages.
+    mallopt(M_ARENA_MAX, 2);
     try {
         auto bus = session ? sdbus::createSessionBusConnection() : sdbus::createSystemBusConnection();
         vmstor::daemon::MainLoop loop(*bus); // blocks SIGTERM/SIGINT before any other thread starts
@@ -76,6 +88,7 @@ int main(int argc, char** argv) {
         tree.attach(service);
         service.start();
 
+        trim_heap_periodically(loop);
         bus->requestName(vmstor::daemon::bus_name);
         spdlog::info("vmstord {} serving {} on the {} bus", VMSTOR_VERSION, vmstor::daemon::bus_name,
                      session ? "session" : "system");

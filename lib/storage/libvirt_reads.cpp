@@ -1,5 +1,7 @@
 #include "libvirt_reads.hpp"
 
+#include "backing_chain.hpp"
+
 #include "virt/errors.hpp"
 
 #include <fmt/format.h>
@@ -80,6 +82,9 @@ VolumeState read_volume_state(const std::string& pool_name, virStorageVolPtr vol
     state.physical = description.physical;
     state.format = description.format;
     state.backing_chain = description.backing_chain;
+    if (!state.backing_chain.empty())
+        state.backing_chain =
+            read_backing_chain(state.backing_chain.front().first, state.backing_chain.front().second);
     state.encrypted = description.encrypted;
     return state;
 }

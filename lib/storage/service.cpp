@@ -351,7 +351,7 @@ void StorageService::sync_usage() {
         for (auto& [name, volume] : list) {
             VolumeState updated = volume;
             fill_usage(updated);
-            if (updated.used_by == volume.used_by)
+            if (updated == volume)
                 continue;
             VolumeState before = std::exchange(volume, std::move(updated));
             observer_.volume_changed(before, volume);
