@@ -68,4 +68,27 @@ struct MeasureResult {
 /// @brief qemu-img measure: the size a new image needs, for `source` (or for an empty one of `size`).
 MeasureResult measure_image(const CreateOptions& target, Image* source, std::uint64_t size);
 
+struct CommitOptions {
+    bool empty_overlay = true; // false: keep the committed clusters in the overlay (qemu-img commit -d)
+    ProgressCallback progress;
+    const std::atomic<bool>* cancel = nullptr; // set to stop with ErrorCode::Cancelled
+};
+
+/// @brief qemu-img commit: copies what the overlay itself allocates into its backing image (opened
+/// writable with the recorded backing format; none recorded is refused), growing a smaller base as
+/// qemu does, flushes the base, then (empty_overlay) unallocates the committed clusters of the overlay.
+void commit_image(Image& overlay, const CommitOptions& options);
+
+struct RebaseOptions {
+    std::string backing_file;                  // as recorded in the header; empty: no backing file
+    std::optional<std::string> backing_format; // unset: probed from the new backing file
+    bool unsafe = false;                       // -u: only the header changes
+    ProgressCallback progress;
+    const std::atomic<bool>* cancel = nullptr;
+};
+
+/// @brief qemu-img rebase: safe mode first writes into the image every range it does not allocate whose
+/// content differs between the old chain and the new backing, then changes the header in one write.
+void rebase_image(Image& image, const RebaseOptions& options);
+
 } // namespace vmstor::qcow2

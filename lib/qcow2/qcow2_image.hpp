@@ -72,6 +72,12 @@ class Qcow2Image final : public Image {
     /// @brief Allocates host clusters for every guest cluster (create's preallocation modes).
     void preallocate(Preallocation mode);
     const Header& header() const { return header_; }
+    /// @brief Changes the backing file name and format in one header write (layers.cpp); the data must
+    /// already be flushed. The new backing is opened (when open_backing) for later reads.
+    void set_backing_file(const std::string& name, const std::optional<std::string>& format,
+                          bool open_backing);
+    /// @brief Makes every cluster of the active L1 unallocated (reads from the backing file again).
+    void make_empty();
 
   private:
     friend class Qcow2Checker;

@@ -40,5 +40,7 @@ int cmd_create(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
 int cmd_resize(int argc, char** argv);
 int cmd_compare(int argc, char** argv);
+int cmd_commit(int argc, char** argv);
+int cmd_rebase(int argc, char** argv);
 
 } // namespace vmstor::img

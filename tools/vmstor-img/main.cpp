@@ -17,7 +17,9 @@ constexpr const char* usage = "usage: vmstor-img COMMAND [options]\n"
                               "  measure [--output=json|human] [-O fmt] [-o options] (--size N | FILE)\n"
                               "  resize [--shrink] [-f fmt] FILE [+-]SIZE\n"
                               "  convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] SRC DST\n"
-                              "  compare [-f fmt] [-F fmt] [-s] A B\n";
+                              "  compare [-f fmt] [-F fmt] [-s] A B\n"
+                              "  commit [-f fmt] [-d] [-p] FILE\n"
+                              "  rebase [-f fmt] [-u] [-p] -b BACKING [-F fmt] FILE\n";
 
 } // namespace
 
@@ -40,7 +42,8 @@ int main(int argc, char** argv) {
     static const Command commands[] = {{"info", cmd_info, 1},       {"map", cmd_map, 1},
                                        {"measure", cmd_measure, 1}, {"check", cmd_check, 1},
                                        {"create", cmd_create, 1},   {"convert", cmd_convert, 1},
-                                       {"resize", cmd_resize, 1},   {"compare", cmd_compare, 2}};
+                                       {"resize", cmd_resize, 1},   {"compare", cmd_compare, 2},
+                                       {"commit", cmd_commit, 1},   {"rebase", cmd_rebase, 1}};
     for (const auto& c : commands) {
         if (c.name != command)
             continue;
