@@ -168,8 +168,14 @@ VolumeObject::Check(const std::map<std::string, sdbus::Variant>& options) {
     });
 }
 
-std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> std::string { not_yet("Info"); });
+std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options opts(options, "Volume.Info options", {{"backing-chain", "b"}});
+        authorizer_.require(getObject(), Action::Read, details());
+        if (state_.format != "raw" && state_.format != "qcow2")
+            not_yet("Info of a volume that is neither raw nor qcow2");
+        return storage::image_info_json(state_.path, state_.format, opts.flag("backing-chain", false));
+    });
 }
 
 void VolumeObject::Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool,
@@ -243,8 +249,24 @@ VolumeObject::Measure(const std::map<std::string, sdbus::Variant>& options) {
 }
 
 std::vector<std::map<std::string, sdbus::Variant>>
-VolumeObject::Map(const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> std::vector<std::map<std::string, sdbus::Variant>> { not_yet("Map"); });
+VolumeObject::Map(const std::map<std::string, sdbus::Variant>& options) {
+    return guarded([&] {
+        Options(options, "Volume.Map options", {});
+        authorizer_.require(getObject(), Action::Read, details());
+        if (state_.format != "raw" && state_.format != "qcow2")
+            not_yet("Map of a volume that is neither raw nor qcow2");
+        std::vector<std::map<std::string, sdbus::Variant>> out;
+        for (const storage::MapExtent& extent : storage::map_image_file(state_.path, state_.format)) {
+            std::map<std::string, sdbus::Variant> entry{
+                {"start", extent.start},          {"length", extent.length}, {"depth", extent.depth},
+                {"present", extent.present},      {"zero", extent.zero},     {"data", extent.data},
+                {"compressed", extent.compressed}};
+            if (extent.offset)
+                entry["offset"] = *extent.offset;
+            out.push_back(std::move(entry));
+        }
+        return out;
+    });
 }
 
 sdbus::ObjectPath VolumeObject::Pool() {

@@ -32,4 +32,29 @@ ChainStatus chain_block_status(Image& top, std::uint64_t offset, std::uint64_t l
     }
 }
 
+void for_each_map_extent(Image& top, const std::function<void(const MapExtent&)>& visit) {
+    const std::uint64_t size = top.virtual_size();
+    auto mergeable = [](const MapExtent& a, const ChainStatus& b) {
+        return a.status.zero == b.zero && a.status.data == b.data && a.status.depth == b.depth &&
+               a.status.present == b.present && a.status.file == b.file &&
+               a.status.offset.has_value() == b.offset.has_value() &&
+               (!a.status.offset || *a.status.offset + a.status.length == *b.offset);
+    };
+    std::optional<MapExtent> current;
+    for (std::uint64_t offset = 0; offset < size;) {
+        ChainStatus status =
+            chain_block_status(top, offset, std::min<std::uint64_t>(size - offset, 1ull << 30));
+        if (current && mergeable(*current, status)) {
+            current->status.length += status.length;
+        } else {
+            if (current)
+                visit(*current);
+            current = MapExtent{offset, status};
+        }
+        offset += status.length;
+    }
+    if (current)
+        visit(*current);
+}
+
 } // namespace vmstor::qcow2

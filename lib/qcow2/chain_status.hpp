@@ -3,6 +3,8 @@
 
 #include "image.hpp"
 
+#include <functional>
+
 namespace vmstor::qcow2 {
 
 struct ChainStatus {
@@ -18,5 +20,14 @@ struct ChainStatus {
 
 /// @brief The status of [offset, offset+length) of the chain starting at `top`, for at most length bytes.
 ChainStatus chain_block_status(Image& top, std::uint64_t offset, std::uint64_t length);
+
+/// @brief One extent of qemu-img map: a run of guest bytes from `start` with one status.
+struct MapExtent {
+    std::uint64_t start = 0;
+    ChainStatus status;
+};
+
+/// @brief Walks the whole image as qemu-img map does, merging neighbouring ranges of equal status.
+void for_each_map_extent(Image& top, const std::function<void(const MapExtent&)>& visit);
 
 } // namespace vmstor::qcow2

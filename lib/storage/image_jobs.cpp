@@ -1,5 +1,7 @@
 #include "image_jobs.hpp"
 
+#include "imagejson/info_json.hpp"
+#include "qcow2/chain_status.hpp"
 #include "qcow2/image.hpp"
 #include "qcow2/operations.hpp"
 
@@ -257,6 +259,35 @@ MeasureReport measure_image_file(const std::string& path, const std::string& for
         target.cluster_size = *cluster_size;
     qcow2::MeasureResult result = qcow2::measure_image(target, image.get(), 0);
     return {result.required, result.fully_allocated};
+}
+
+std::string image_info_json(const std::string& path, const std::string& format, bool backing_chain) {
+    img::Json layers = img::Json::array();
+    std::string layer_path = path;
+    std::string layer_format = format;
+    for (std::size_t depth = 0;; ++depth) {
+        qcow2::OpenOptions options;
+        options.format = qcow2::parse_format(layer_format);
+        options.open_backing = false;
+        qcow2::ImageInfo info = qcow2::Image::open(layer_path, options)->info();
+        layers.push_back(img::info_json(info));
+        // A bound on hostile chains that loop.
+        if (!backing_chain || !info.full_backing_filename || !info.backing_format || depth >= 64)
+            break;
+        layer_path = *info.full_backing_filename;
+        layer_format = *info.backing_format;
+    }
+    return img::qemu_json(backing_chain ? layers : layers.at(0));
+}
+
+std::vector<MapExtent> map_image_file(const std::string& path, const std::string& format) {
+    auto image = open_image(path, format, false);
+    std::vector<MapExtent> out;
+    qcow2::for_each_map_extent(*image, [&](const qcow2::MapExtent& extent) {
+        const qcow2::ChainStatus& s = extent.status;
+        out.push_back({extent.start, s.length, s.depth, s.present, s.zero, s.data, s.compressed, s.offset});
+    });
+    return out;
 }
 
 } // namespace vmstor::storage

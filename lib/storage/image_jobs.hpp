@@ -69,4 +69,22 @@ struct MeasureReport {
 MeasureReport measure_image_file(const std::string& path, const std::string& format,
                                  const std::string& target_format, std::optional<std::uint64_t> cluster_size);
 
+/// @brief `qemu-img info --output=json` of the image (with `backing_chain`, of each layer, as a list).
+/// Backing files are opened only by their recorded format.
+std::string image_info_json(const std::string& path, const std::string& format, bool backing_chain);
+
+struct MapExtent {
+    std::uint64_t start = 0;
+    std::uint64_t length = 0;
+    int depth = 0;
+    bool present = false;
+    bool zero = false;
+    bool data = false;
+    bool compressed = false;
+    std::optional<std::uint64_t> offset;
+};
+
+/// @brief The extents of `qemu-img map --output=json`.
+std::vector<MapExtent> map_image_file(const std::string& path, const std::string& format);
+
 } // namespace vmstor::storage

@@ -1,7 +1,7 @@
 // check: qemu-img check's output, JSON fields and exit codes.
 #include "cli.hpp"
 #include "common/error.hpp"
-#include "qemu_json.hpp"
+#include "imagejson/qemu_json.hpp"
 
 #include <cstdio>
 #include <getopt.h>

@@ -1,8 +1,9 @@
 // info, map and measure: read-only views of an image, in qemu-img's output formats.
 #include "cli.hpp"
 #include "common/error.hpp"
+#include "imagejson/info_json.hpp"
+#include "imagejson/qemu_json.hpp"
 #include "qcow2/chain_status.hpp"
-#include "qemu_json.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -12,78 +13,6 @@
 namespace vmstor::img {
 
 namespace {
-
-Json info_json(const qcow2::ImageInfo& info) {
-    Json j;
-    if (info.backing_format)
-        j["backing-filename-format"] = *info.backing_format;
-    if (!info.snapshots.empty()) {
-        Json list = Json::array();
-        for (const auto& s : info.snapshots) {
-            Json item;
-            if (s.has_icount && s.icount != UINT64_MAX)
-                item["icount"] = s.icount;
-            item["vm-clock-nsec"] = s.vm_clock_nsec % 1000000000ull;
-            item["name"] = s.name;
-            item["date-sec"] = s.date_sec;
-            item["date-nsec"] = s.date_nsec;
-            item["vm-clock-sec"] = s.vm_clock_nsec / 1000000000ull;
-            item["id"] = s.id;
-            item["vm-state-size"] = s.vm_state_size;
-            list.push_back(item);
-        }
-        j["snapshots"] = list;
-    }
-    j["virtual-size"] = info.virtual_size;
-    j["filename"] = info.filename;
-    if (info.cluster_size)
-        j["cluster-size"] = *info.cluster_size;
-    j["format"] = std::string(qcow2::format_name(info.format));
-    j["actual-size"] = info.actual_size;
-    if (info.format == qcow2::ImageFormat::Qcow2) {
-        Json data;
-        data["compat"] = info.compat;
-        if (info.data_file)
-            data["data-file"] = *info.data_file;
-        if (info.data_file)
-            data["data-file-raw"] = info.data_file_raw;
-        data["compression-type"] = info.compression_type;
-        if (info.compat != "0.10") {
-            data["lazy-refcounts"] = info.lazy_refcounts;
-            if (!info.bitmaps.empty()) {
-                Json list = Json::array();
-                for (const auto& b : info.bitmaps) {
-                    Json flags = Json::array();
-                    if (b.in_use)
-                        flags.push_back("in-use");
-                    if (b.auto_)
-                        flags.push_back("auto");
-                    Json item;
-                    item["flags"] = flags;
-                    item["name"] = b.name;
-                    item["granularity"] = b.granularity;
-                    list.push_back(item);
-                }
-                data["bitmaps"] = list;
-            }
-        }
-        data["refcount-bits"] = info.refcount_bits;
-        if (info.compat != "0.10") {
-            data["corrupt"] = info.corrupt;
-            data["extended-l2"] = info.extended_l2;
-        }
-        Json specific;
-        specific["type"] = "qcow2";
-        specific["data"] = data;
-        j["format-specific"] = specific;
-    }
-    if (info.full_backing_filename)
-        j["full-backing-filename"] = *info.full_backing_filename;
-    if (info.backing_filename)
-        j["backing-filename"] = *info.backing_filename;
-    j["dirty-flag"] = info.dirty;
-    return j;
-}
 
 std::string clock_string(std::uint64_t nsec) {
     const std::uint64_t msec = nsec / 1000000;
@@ -229,58 +158,42 @@ int cmd_map(int argc, char** argv) {
     if (optind != argc - 1)
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
     auto image = open_image(argv[optind], format, true);
-    const std::uint64_t size = image->virtual_size();
-
-    struct Entry {
-        qcow2::ChainStatus s;
-        std::uint64_t start = 0;
-    };
-    std::optional<Entry> current;
+    // qemu-img prints the last extent with the closing bracket, so each extent is printed one late.
+    std::optional<qcow2::MapExtent> pending;
     bool printed_any = false;
-    auto print = [&](const Entry& e, bool last) {
+    auto print = [&](const qcow2::MapExtent& e, bool last) {
+        const qcow2::ChainStatus& s = e.status;
         if (output == OutputFormat::Json) {
             std::printf(
                 "%s{ \"start\": %llu, \"length\": %llu, \"depth\": %d, \"present\": %s, \"zero\": %s, "
                 "\"data\": %s",
                 printed_any ? "" : "[", static_cast<unsigned long long>(e.start),
-                static_cast<unsigned long long>(e.s.length), e.s.depth, e.s.present ? "true" : "false",
-                e.s.zero ? "true" : "false", e.s.data ? "true" : "false");
-            if (e.s.offset)
-                std::printf(", \"offset\": %llu", static_cast<unsigned long long>(*e.s.offset));
+                static_cast<unsigned long long>(s.length), s.depth, s.present ? "true" : "false",
+                s.zero ? "true" : "false", s.data ? "true" : "false");
+            if (s.offset)
+                std::printf(", \"offset\": %llu", static_cast<unsigned long long>(*s.offset));
             std::printf("}%s", last ? "]\n" : ",\n");
         } else {
             if (!printed_any)
                 std::printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
-            if (e.s.data && !e.s.offset)
+            if (s.data && !s.offset)
                 throw Error(ErrorCode::NotSupported,
                             "File contains external, encrypted or compressed clusters.");
-            if (e.s.data && !e.s.zero)
+            if (s.data && !s.zero)
                 std::printf("%#-16llx%#-16llx%#-16llx%s\n", static_cast<unsigned long long>(e.start),
-                            static_cast<unsigned long long>(e.s.length),
-                            static_cast<unsigned long long>(e.s.offset.value_or(0)),
-                            e.s.file ? e.s.file->path().c_str() : "");
+                            static_cast<unsigned long long>(s.length),
+                            static_cast<unsigned long long>(s.offset.value_or(0)),
+                            s.file ? s.file->path().c_str() : "");
         }
         printed_any = true;
     };
-    auto mergeable = [](const Entry& a, const qcow2::ChainStatus& b) {
-        return a.s.zero == b.zero && a.s.data == b.data && a.s.depth == b.depth && a.s.present == b.present &&
-               a.s.file == b.file && a.s.offset.has_value() == b.offset.has_value() &&
-               (!a.s.offset || *a.s.offset + a.s.length == *b.offset);
-    };
-    for (std::uint64_t offset = 0; offset < size;) {
-        qcow2::ChainStatus s =
-            qcow2::chain_block_status(*image, offset, std::min<std::uint64_t>(size - offset, 1ull << 30));
-        if (current && mergeable(*current, s)) {
-            current->s.length += s.length;
-        } else {
-            if (current)
-                print(*current, false);
-            current = Entry{s, offset};
-        }
-        offset += s.length;
-    }
-    if (current)
-        print(*current, true);
+    qcow2::for_each_map_extent(*image, [&](const qcow2::MapExtent& extent) {
+        if (pending)
+            print(*pending, false);
+        pending = extent;
+    });
+    if (pending)
+        print(*pending, true);
     else if (output == OutputFormat::Json)
         std::printf("[]\n");
     return 0;
