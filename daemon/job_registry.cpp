@@ -44,7 +44,7 @@ JobObject::~JobObject() {
 }
 
 double JobObject::Progress() {
-    if (!running())
+    if (state_ == "completed")
         return 1.0;
     std::uint64_t total = context_->total();
     return total ? std::min(1.0, static_cast<double>(context_->done()) / static_cast<double>(total)) : 0.0;

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <memory>
+#include <optional>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -215,6 +216,106 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
         }
     };
     spec.finished = [&service, pool, name](bool) {
+        service.volume_file_changed(pool, name);
+    };
+    return spec;
+}
+
+namespace {
+
+/// @brief The (pool, volume) of a file that is a volume vmstord knows, if any.
+std::optional<std::pair<std::string, std::string>> volume_at(storage::StorageService& service,
+                                                             const std::string& path) {
+    try {
+        return service.lookup_volume_by_path(path);
+    } catch (const vmstor::Error&) {
+        return std::nullopt;
+    }
+}
+
+void refuse_if_file_locked(const std::string& path, std::string_view what) {
+    if (storage::image_locked_for_writing(path))
+        throw vmstor::Error(
+            ErrorCode::Busy,
+            fmt::format("cannot {}: another process (QEMU) has '{}' open for writing", what, path));
+}
+
+} // namespace
+
+JobSpec commit_volume_job(storage::StorageService& service, const storage::VolumeState& overlay,
+                          const Options& options) {
+    if (overlay.format != "qcow2" || overlay.backing_chain.empty())
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("cannot commit volume '{}' in pool '{}': it is not a qcow2 overlay with a "
+                        "backing file",
+                        overlay.name, overlay.pool));
+    const auto& [base_path, base_format] = overlay.backing_chain.front();
+    if (base_format.empty())
+        throw vmstor::Error(
+            ErrorCode::NotSupported,
+            fmt::format("cannot commit volume '{}': its backing file '{}' has no recorded format",
+                        overlay.name, base_path));
+    refuse_if_locked(overlay, "commit");
+    refuse_if_file_locked(base_path, fmt::format("commit volume '{}'", overlay.name));
+    JobSpec spec;
+    spec.operation = "volume-commit";
+    spec.objects = {sdbus::ObjectPath(volume_path(overlay.pool, overlay.name))};
+    spec.files = {overlay.path, base_path};
+    spec.work = [path = overlay.path, keep = options.flag("keep", false)](storage::JobContext& context) {
+        storage::commit_image_file(path, keep, context);
+    };
+    auto base = volume_at(service, base_path);
+    spec.finished = [&service, pool = overlay.pool, name = overlay.name, base](bool) {
+        service.volume_file_changed(pool, name);
+        if (base)
+            service.volume_file_changed(base->first, base->second);
+    };
+    return spec;
+}
+
+JobSpec rebase_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                          const std::string& backing, const Options& options) {
+    if (volume.format != "qcow2")
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("cannot rebase volume '{}' in pool '{}': only qcow2 volumes have a backing "
+                        "file, it is {}",
+                        volume.name, volume.pool, volume.format));
+    std::string backing_path = backing;
+    std::string backing_format = options.text("backing_format").value_or("");
+    if (backing.starts_with("/org/vmstor/Storage1/pool/")) {
+        auto [pool, name] = volume_names_from_path(backing);
+        const storage::VolumeState& target = service.volume(pool, name);
+        backing_path = target.path;
+        if (backing_format.empty())
+            backing_format = target.format;
+    }
+    if (!backing_path.empty() && backing_path.front() != '/')
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("cannot rebase volume '{}': backing '{}' is neither an absolute path nor a "
+                        "volume object path",
+                        volume.name, backing));
+    if (!backing_path.empty() && backing_format != "raw" && backing_format != "qcow2")
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("cannot rebase volume '{}': backing_format must be raw or qcow2 (a backing "
+                        "file's format is never probed), not '{}'",
+                        volume.name, backing_format));
+    if (backing_path == volume.path)
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("cannot rebase volume '{}' onto itself", volume.name));
+    refuse_if_locked(volume, "rebase");
+    JobSpec spec;
+    spec.operation = "volume-rebase";
+    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
+    spec.files = {volume.path};
+    spec.work = [path = volume.path, backing_path, backing_format,
+                 unsafe = options.flag("unsafe", false)](storage::JobContext& context) {
+        storage::rebase_image_file(path, backing_path, backing_format, unsafe, context);
+    };
+    spec.finished = [&service, pool = volume.pool, name = volume.name](bool) {
         service.volume_file_changed(pool, name);
     };
     return spec;

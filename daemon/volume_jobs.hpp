@@ -27,6 +27,12 @@ JobSpec download_volume_job(const storage::VolumeState& volume, sdbus::UnixFd fd
 /// @brief Pool.ImportVolume: a new volume whose guest data is read, raw, from `fd`.
 JobSpec import_volume_job(storage::StorageService& service, const std::string& pool, const std::string& name,
                           sdbus::UnixFd fd, const Options& options);
+/// @brief Volume.Commit: merge this qcow2 overlay into its backing file.
+JobSpec commit_volume_job(storage::StorageService& service, const storage::VolumeState& overlay,
+                          const Options& options);
+/// @brief Volume.Rebase: put this qcow2 volume on another backing file (or none).
+JobSpec rebase_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                          const std::string& backing, const Options& options);
 /// @brief Pool.Build.
 JobSpec build_pool_job(storage::StorageService& service, const std::string& pool);
 

@@ -225,13 +225,27 @@ sdbus::ObjectPath VolumeObject::CreateOverlay(const std::string& name,
     });
 }
 
-void VolumeObject::Commit(sdbus::Result<sdbus::ObjectPath>&&, std::map<std::string, sdbus::Variant>) {
-    guarded([&] { not_yet("Commit"); });
+void VolumeObject::Commit(sdbus::Result<sdbus::ObjectPath>&& result,
+                          std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Volume.Commit options", {{"keep", "b"}, {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
+        JobSpec spec = commit_volume_job(service_, state_, opts);
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
 
-void VolumeObject::Rebase(sdbus::Result<sdbus::ObjectPath>&&, std::string,
-                          std::map<std::string, sdbus::Variant>) {
-    guarded([&] { not_yet("Rebase"); });
+void VolumeObject::Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
+                          std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Volume.Rebase options",
+                     {{"backing_format", "s"}, {"unsafe", "b"}, {"wait", "b"}});
+        authorizer_.require(getObject(), Action::ManageVolumes, details());
+        JobSpec spec = rebase_volume_job(service_, state_, backing, opts);
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+    });
 }
 
 std::map<std::string, sdbus::Variant>

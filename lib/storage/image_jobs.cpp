@@ -163,7 +163,14 @@ void upload_into_image(int fd, const std::string& path, const std::string& forma
             ErrorCode::InvalidArgument,
             fmt::format("upload offset {} is past the end of the volume ({} bytes)", range.offset, size));
     std::uint64_t limit = std::min(size - range.offset, range.length.value_or(size - range.offset));
-    context.set_total(limit);
+    // A regular file tells how much is left to read; a pipe does not, and counts against the volume.
+    struct stat st {};
+    off_t position = ::lseek(fd, 0, SEEK_CUR);
+    std::uint64_t expected = limit;
+    if (!range.length && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && position >= 0 &&
+        st.st_size >= position)
+        expected = std::min(limit, static_cast<std::uint64_t>(st.st_size - position));
+    context.set_total(expected);
     std::vector<std::byte> buffer(chunk_size);
     std::uint64_t done = 0;
     while (done < limit) {
@@ -259,6 +266,40 @@ MeasureReport measure_image_file(const std::string& path, const std::string& for
         target.cluster_size = *cluster_size;
     qcow2::MeasureResult result = qcow2::measure_image(target, image.get(), 0);
     return {result.required, result.fully_allocated};
+}
+
+void commit_image_file(const std::string& path, bool keep, JobContext& context) {
+    auto overlay = open_image(path, "qcow2", true);
+    std::uint64_t size = overlay->virtual_size();
+    context.set_total(size);
+    qcow2::CommitOptions options;
+    options.empty_overlay = !keep;
+    options.cancel = context.cancel_flag();
+    options.progress = [&](double percent) {
+        context.set_done(static_cast<std::uint64_t>(percent / 100.0 * static_cast<double>(size)));
+    };
+    qcow2::commit_image(*overlay, options);
+    overlay->flush();
+    context.set_done(size);
+}
+
+void rebase_image_file(const std::string& path, const std::string& backing, const std::string& backing_format,
+                       bool unsafe, JobContext& context) {
+    auto image = open_image(path, "qcow2", true);
+    std::uint64_t size = image->virtual_size();
+    context.set_total(size);
+    qcow2::RebaseOptions options;
+    options.backing_file = backing;
+    if (!backing.empty())
+        options.backing_format = backing_format; // always recorded: a backing file's format is never probed
+    options.unsafe = unsafe;
+    options.cancel = context.cancel_flag();
+    options.progress = [&](double percent) {
+        context.set_done(static_cast<std::uint64_t>(percent / 100.0 * static_cast<double>(size)));
+    };
+    qcow2::rebase_image(*image, options);
+    image->flush();
+    context.set_done(size);
 }
 
 std::string image_info_json(const std::string& path, const std::string& format, bool backing_chain) {

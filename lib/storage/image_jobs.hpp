@@ -69,6 +69,15 @@ struct MeasureReport {
 MeasureReport measure_image_file(const std::string& path, const std::string& format,
                                  const std::string& target_format, std::optional<std::uint64_t> cluster_size);
 
+/// @brief qemu-img commit: merges the qcow2 overlay at `path` into its backing file; `keep` leaves the
+/// committed data in the overlay too (qemu-img commit -d).
+void commit_image_file(const std::string& path, bool keep, JobContext& context);
+
+/// @brief qemu-img rebase: puts the qcow2 image at `path` on `backing` (format `backing_format`; empty
+/// for none). Safe by default (guest content unchanged); `unsafe` only rewrites the header.
+void rebase_image_file(const std::string& path, const std::string& backing, const std::string& backing_format,
+                       bool unsafe, JobContext& context);
+
 /// @brief `qemu-img info --output=json` of the image (with `backing_chain`, of each layer, as a list).
 /// Backing files are opened only by their recorded format.
 std::string image_info_json(const std::string& path, const std::string& format, bool backing_chain);
