@@ -155,16 +155,16 @@ void preserve_range(Image& image, Image* new_backing, std::uint64_t offset, std:
 
 void rebase_image(Image& image, const RebaseOptions& options) {
     Qcow2Image& top = as_qcow2(image, "rebase");
-    std::optional<std::string> format = options.backing_format;
+    // As qemu-img 7.2: a backing file is only ever recorded with its format.
+    if (!options.backing_file.empty() && !options.backing_format)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("Could not change the backing file to '{}': backing format must be specified",
+                                options.backing_file));
     std::unique_ptr<Image> new_backing;
-    if (!options.backing_file.empty()) {
-        const std::string path = resolve_backing_path(top.path(), options.backing_file);
-        if (!options.unsafe || !format) {
-            OpenOptions o;
-            o.format = format ? std::optional(parse_format(*format)) : std::nullopt;
-            new_backing = Image::open(path, o);
-            format = std::string(format_name(new_backing->format()));
-        }
+    if (!options.backing_file.empty() && !options.unsafe) {
+        OpenOptions o;
+        o.format = parse_format(*options.backing_format);
+        new_backing = Image::open(resolve_backing_path(top.path(), options.backing_file), o);
     }
     if (!options.unsafe) {
         if (!top.header().backing_file.empty() && !top.backing())
@@ -182,7 +182,7 @@ void rebase_image(Image& image, const RebaseOptions& options) {
         }
     }
     new_backing.reset();
-    top.set_backing_file(options.backing_file, format, !options.unsafe);
+    top.set_backing_file(options.backing_file, options.backing_format, !options.unsafe);
 }
 
 } // namespace vmstor::qcow2

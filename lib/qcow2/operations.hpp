@@ -81,7 +81,7 @@ void commit_image(Image& overlay, const CommitOptions& options);
 
 struct RebaseOptions {
     std::string backing_file;                  // as recorded in the header; empty: no backing file
-    std::optional<std::string> backing_format; // unset: probed from the new backing file
+    std::optional<std::string> backing_format; // required with a backing file, as qemu-img 7.2
     bool unsafe = false;                       // -u: only the header changes
     ProgressCallback progress;
     const std::atomic<bool>* cancel = nullptr;
