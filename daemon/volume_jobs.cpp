@@ -84,6 +84,33 @@ storage::ImageTarget read_target(const Options& options, const std::string& defa
     return target;
 }
 
+/// @brief The range of an Upload or Download: raw guest data, from an offset inside the volume.
+storage::StreamRange stream_range(const storage::VolumeState& volume, const Options& options,
+                                  std::string_view what) {
+    require_raw_stream(options, what);
+    storage::StreamRange range = read_range(options);
+    if (range.offset > volume.capacity)
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("{} of volume '{}': offset {} is past its end ({} bytes)", what,
+                                        volume.name, range.offset, volume.capacity));
+    return range;
+}
+
+/// @brief A job on one volume; with a service, the volume is re-read when the job ends (it was written).
+JobSpec volume_job(storage::StorageService* service, const storage::VolumeState& volume,
+                   std::string operation) {
+    JobSpec spec;
+    spec.operation = std::move(operation);
+    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
+    if (service) {
+        spec.files = {volume.path};
+        spec.finished = [service, pool = volume.pool, name = volume.name](bool) {
+            service->volume_file_changed(pool, name);
+        };
+    }
+    return spec;
+}
+
 } // namespace
 
 JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,
@@ -116,15 +143,9 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
                             fmt::format("cannot wipe volume '{}': algorithm '{}' is not supported; 'zero' is",
                                         volume.name, *algorithm));
     refuse_if_locked(volume, "wipe");
-    JobSpec spec;
-    spec.operation = "volume-wipe";
-    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
-    spec.files = {volume.path};
+    JobSpec spec = volume_job(&service, volume, "volume-wipe");
     spec.work = [path = volume.path, format = volume.format](storage::JobContext& context) {
         storage::wipe_image_file(path, format, context);
-    };
-    spec.finished = [&service, pool = volume.pool, name = volume.name](bool) {
-        service.volume_file_changed(pool, name);
     };
     return spec;
 }
@@ -132,42 +153,22 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
 JobSpec upload_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                           sdbus::UnixFd fd, const Options& options) {
     require_engine_format(volume, "upload into");
-    require_raw_stream(options, "Volume.Upload");
     refuse_if_locked(volume, "upload into");
-    storage::StreamRange range = read_range(options);
-    if (range.offset > volume.capacity)
-        throw vmstor::Error(ErrorCode::InvalidArgument,
-                            fmt::format("cannot upload into volume '{}' at offset {}: it "
-                                        "has only {} bytes",
-                                        volume.name, range.offset, volume.capacity));
-    auto stream = share(std::move(fd));
-    JobSpec spec;
-    spec.operation = "volume-upload";
-    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
-    spec.files = {volume.path};
-    spec.work = [stream, path = volume.path, format = volume.format, range](storage::JobContext& context) {
+    storage::StreamRange range = stream_range(volume, options, "Volume.Upload");
+    JobSpec spec = volume_job(&service, volume, "volume-upload");
+    spec.work = [stream = share(std::move(fd)), path = volume.path, format = volume.format,
+                 range](storage::JobContext& context) {
         storage::upload_into_image(stream->get(), path, format, range, context);
-    };
-    spec.finished = [&service, pool = volume.pool, name = volume.name](bool) {
-        service.volume_file_changed(pool, name);
     };
     return spec;
 }
 
 JobSpec download_volume_job(const storage::VolumeState& volume, sdbus::UnixFd fd, const Options& options) {
     require_engine_format(volume, "download");
-    require_raw_stream(options, "Volume.Download");
-    storage::StreamRange range = read_range(options);
-    if (range.offset > volume.capacity)
-        throw vmstor::Error(ErrorCode::InvalidArgument,
-                            fmt::format("cannot download volume '{}' from offset {}: it "
-                                        "has only {} bytes",
-                                        volume.name, range.offset, volume.capacity));
-    auto stream = share(std::move(fd));
-    JobSpec spec;
-    spec.operation = "volume-download";
-    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
-    spec.work = [stream, path = volume.path, format = volume.format, range](storage::JobContext& context) {
+    storage::StreamRange range = stream_range(volume, options, "Volume.Download");
+    JobSpec spec = volume_job(nullptr, volume, "volume-download");
+    spec.work = [stream = share(std::move(fd)), path = volume.path, format = volume.format,
+                 range](storage::JobContext& context) {
         storage::download_from_image(stream->get(), path, format, range, context);
     };
     return spec;
@@ -307,16 +308,10 @@ JobSpec rebase_volume_job(storage::StorageService& service, const storage::Volum
         throw vmstor::Error(ErrorCode::InvalidArgument,
                             fmt::format("cannot rebase volume '{}' onto itself", volume.name));
     refuse_if_locked(volume, "rebase");
-    JobSpec spec;
-    spec.operation = "volume-rebase";
-    spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
-    spec.files = {volume.path};
+    JobSpec spec = volume_job(&service, volume, "volume-rebase");
     spec.work = [path = volume.path, backing_path, backing_format,
                  unsafe = options.flag("unsafe", false)](storage::JobContext& context) {
         storage::rebase_image_file(path, backing_path, backing_format, unsafe, context);
-    };
-    spec.finished = [&service, pool = volume.pool, name = volume.name](bool) {
-        service.volume_file_changed(pool, name);
     };
     return spec;
 }
