@@ -136,19 +136,35 @@ void preserve_range(Image& image, Image* new_backing, std::uint64_t offset, std:
         const std::uint64_t n = std::min(length, new_backing->virtual_size() - offset);
         new_backing->read(offset, std::span(new_data).first(n));
     }
+    // Each cluster is kept (old data), zeroed or left alone; runs of the same action are written at once.
+    enum class Action { Keep, Zero, Skip };
     const std::uint64_t cluster = image.cluster_size();
-    for (std::uint64_t pos = offset; pos < offset + length;) {
-        const std::uint64_t end = std::min(offset + length, (pos / cluster + 1) * cluster);
+    auto action_at = [&](std::uint64_t pos, std::uint64_t end) {
         const auto old_part = std::span(old_data).subspan(pos - offset, end - pos);
         const auto new_part = std::span(new_data).subspan(pos - offset, end - pos);
-        if (!std::equal(old_part.begin(), old_part.end(), new_part.begin())) {
-            if (all_zero(old_part))
-                image.write_zeroes(pos, end - pos);
-            else
-                image.write(pos, old_part);
+        if (std::equal(old_part.begin(), old_part.end(), new_part.begin()))
+            return Action::Skip;
+        return all_zero(old_part) ? Action::Zero : Action::Keep;
+    };
+    std::uint64_t run_start = offset;
+    Action run_action = Action::Skip;
+    auto finish_run = [&](std::uint64_t run_end) {
+        if (run_action == Action::Zero)
+            image.write_zeroes(run_start, run_end - run_start);
+        else if (run_action == Action::Keep)
+            image.write(run_start, std::span(old_data).subspan(run_start - offset, run_end - run_start));
+    };
+    for (std::uint64_t pos = offset; pos < offset + length;) {
+        const std::uint64_t end = std::min(offset + length, (pos / cluster + 1) * cluster);
+        const Action action = action_at(pos, end);
+        if (action != run_action) {
+            finish_run(pos);
+            run_start = pos;
+            run_action = action;
         }
         pos = end;
     }
+    finish_run(offset + length);
 }
 
 } // namespace
