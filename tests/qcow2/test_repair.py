@@ -14,6 +14,11 @@ LAYOUT = {"filename", "image-end-offset", "fragmented-clusters"}
 # QEMU's driver does; qemu-img check -r leaks opens without that replay and gives up (exit 1).
 # For these a complete repair (exit 0, then a clean qemu-img check) is accepted too.
 REPLAYED_ON_OPEN = {"damaged-dirty-lazy-refcounts.qcow2"}
+# A refcount block recorded past the end of the file: qemu-img -r all grows the file (here to over
+# 1 TiB, sparse) to reach it and counts it as one more fixed corruption; vmstor-img rebuilds the refcount
+# structure at the end of the image instead, so it reports exactly one fewer. Nothing else may differ,
+# and qemu-img check must find the result as clean as after its own repair.
+INTENDED_DIFFERENCES = {("damaged-refcount-block-past-eof.qcow2", "all"): {"corruptions-fixed": -1}}
 
 
 class RepairTest(dt.ScratchCase):
@@ -30,9 +35,12 @@ class RepairTest(dt.ScratchCase):
         self.assertEqual(result.returncode, expected["rc"],
                          f"{what}: {dt.describe(result)}; qemu-img exited {expected['rc']}")
         if expected["result"] is not None and result.stdout.strip():
+            expected_result = dict(expected["result"])
+            for field, delta in INTENDED_DIFFERENCES.get((image["name"], mode), {}).items():
+                expected_result[field] += delta
             actual = dt.load_json(self, result, what)
-            problems = [f"  {f}: missing" for f in dt.missing_fields(expected["result"], actual, REQUIRED)]
-            problems += dt.json_diff({k: v for k, v in expected["result"].items() if k not in LAYOUT},
+            problems = [f"  {f}: missing" for f in dt.missing_fields(expected_result, actual, REQUIRED)]
+            problems += dt.json_diff({k: v for k, v in expected_result.items() if k not in LAYOUT},
                                      actual, shared_only=True)
             if problems:
                 self.fail(f"{what} reports differently from qemu-img:\n" + "\n".join(problems))
