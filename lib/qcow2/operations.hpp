@@ -68,6 +68,17 @@ struct MeasureResult {
 /// @brief qemu-img measure: the size a new image needs, for `source` (or for an empty one of `size`).
 MeasureResult measure_image(const CreateOptions& target, Image* source, std::uint64_t size);
 
+/// @brief The internal snapshots of an image (none for raw).
+std::vector<SnapshotInfo> list_snapshots(Image& image);
+/// @brief qemu-img snapshot -c: a disk-only snapshot with the next free numeric id. The image must be an
+/// opened-writable qcow2; a name already used throws AlreadyExists.
+void create_snapshot(Image& image, const std::string& name);
+/// @brief qemu-img snapshot -a: the active state becomes the snapshot's (its virtual size too).
+/// The snapshot is found by id first, then by name; NotFound otherwise.
+void apply_snapshot(Image& image, const std::string& name_or_id);
+/// @brief qemu-img snapshot -d: removes the snapshot and releases what only it referenced.
+void delete_snapshot(Image& image, const std::string& name_or_id);
+
 struct CommitOptions {
     bool empty_overlay = true; // false: keep the committed clusters in the overlay (qemu-img commit -d)
     ProgressCallback progress;

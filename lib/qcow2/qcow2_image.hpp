@@ -79,8 +79,21 @@ class Qcow2Image final : public Image {
     /// @brief Makes every cluster of the active L1 unallocated (reads from the backing file again).
     void make_empty();
 
+    // --- internal snapshots (snapshots.cpp) ---
+    void create_snapshot(const std::string& name);
+    void apply_snapshot(const std::string& name_or_id);
+    void delete_snapshot(const std::string& name_or_id);
+
   private:
     friend class Qcow2Checker;
+
+    // --- internal snapshots (snapshots.cpp) ---
+    std::size_t find_snapshot(const std::string& name_or_id) const;
+    std::vector<std::uint64_t> read_snapshot_l1(const Snapshot& snapshot) const;
+    void change_tree_refcounts(const std::vector<std::uint64_t>& l1, std::int64_t delta);
+    void refresh_copied_flags();
+    void write_snapshot_table(std::vector<Snapshot> snapshots);
+    void forget_freed_state();
 
     // --- open (qcow2_open.cpp) ---
     void load_tables();

@@ -40,6 +40,10 @@ int cmd_create(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
 int cmd_resize(int argc, char** argv);
 int cmd_compare(int argc, char** argv);
+int cmd_snapshot(int argc, char** argv);
+
+/// @brief The snapshot table as qemu-img prints it (info and snapshot -l).
+void print_snapshot_table(const std::vector<qcow2::SnapshotInfo>& snapshots);
 int cmd_commit(int argc, char** argv);
 int cmd_rebase(int argc, char** argv);
 

@@ -18,6 +18,7 @@ constexpr const char* usage = "usage: vmstor-img COMMAND [options]\n"
                               "  resize [--shrink] [-f fmt] FILE [+-]SIZE\n"
                               "  convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] SRC DST\n"
                               "  compare [-f fmt] [-F fmt] [-s] A B\n"
+                              "  snapshot [-l | -c NAME | -a NAME | -d NAME] [-f fmt] FILE\n"
                               "  commit [-f fmt] [-d] [-p] FILE\n"
                               "  rebase [-f fmt] [-u] [-p] -b BACKING [-F fmt] FILE\n";
 
@@ -39,11 +40,11 @@ int main(int argc, char** argv) {
         int (*run)(int, char**);
         int error_exit;
     };
-    static const Command commands[] = {{"info", cmd_info, 1},       {"map", cmd_map, 1},
-                                       {"measure", cmd_measure, 1}, {"check", cmd_check, 1},
-                                       {"create", cmd_create, 1},   {"convert", cmd_convert, 1},
-                                       {"resize", cmd_resize, 1},   {"compare", cmd_compare, 2},
-                                       {"commit", cmd_commit, 1},   {"rebase", cmd_rebase, 1}};
+    static const Command commands[] = {
+        {"info", cmd_info, 1},     {"map", cmd_map, 1},         {"measure", cmd_measure, 1},
+        {"check", cmd_check, 1},   {"create", cmd_create, 1},   {"convert", cmd_convert, 1},
+        {"resize", cmd_resize, 1}, {"compare", cmd_compare, 2}, {"snapshot", cmd_snapshot, 1},
+        {"commit", cmd_commit, 1}, {"rebase", cmd_rebase, 1}};
     for (const auto& c : commands) {
         if (c.name != command)
             continue;
