@@ -14,12 +14,6 @@ namespace vmstor::img {
 
 namespace {
 
-std::string clock_string(std::uint64_t nsec) {
-    const std::uint64_t msec = nsec / 1000000;
-    const std::uint64_t secs = msec / 1000;
-    return fmt::format("{:02}:{:02}:{:02}.{:03}", secs / 3600, secs / 60 % 60, secs % 60, msec % 1000);
-}
-
 void print_info_human(const qcow2::ImageInfo& info) {
     std::printf("image: %s\n", info.filename.c_str());
     std::printf("file format: %s\n", std::string(qcow2::format_name(info.format)).c_str());
@@ -38,21 +32,8 @@ void print_info_human(const qcow2::ImageInfo& info) {
     }
     if (info.dirty)
         std::printf("cleanly shut down: no\n");
-    if (!info.snapshots.empty()) {
-        std::printf("Snapshot list:\n");
-        std::printf("%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-        for (const auto& s : info.snapshots) {
-            std::time_t when = static_cast<std::time_t>(s.date_sec);
-            std::tm tm{};
-            localtime_r(&when, &tm);
-            char date[32];
-            std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
-            std::string icount = s.has_icount && s.icount != UINT64_MAX ? std::to_string(s.icount) : "";
-            std::printf("%-9s %-16s %8s%20s%13s%11s\n", s.id.c_str(), s.name.c_str(),
-                        human_size(s.vm_state_size).c_str(), date, clock_string(s.vm_clock_nsec).c_str(),
-                        icount.c_str());
-        }
-    }
+    if (!info.snapshots.empty())
+        print_snapshot_table(info.snapshots);
     if (info.format == qcow2::ImageFormat::Qcow2) {
         std::printf("Format specific information:\n");
         std::printf("    compat: %s\n", info.compat.c_str());
