@@ -1,6 +1,7 @@
 #include "common/error.hpp"
 #include "common/names.hpp"
 #include "common/size.hpp"
+#include "error_helpers.hpp"
 
 #include <catch2/catch.hpp>
 #include <cerrno>
@@ -9,17 +10,8 @@
 using vmstor::Error;
 using vmstor::ErrorCode;
 
-namespace {
-ErrorCode code_of(auto&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.code();
-    }
-    FAIL("no error was thrown");
-    return ErrorCode::Failed;
-}
-} // namespace
+using vmstor::test::code_of;
+using vmstor::test::message_of;
 
 TEST_CASE("validate_name accepts ordinary names") {
     CHECK_NOTHROW(vmstor::validate_name("volume", "disk-1.qcow2"));

@@ -1,5 +1,6 @@
 #include "common/error.hpp"
 #include "error_boundary.hpp"
+#include "error_helpers.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
 
@@ -10,29 +11,8 @@ using vmstor::Error;
 using vmstor::ErrorCode;
 using vmstor::daemon::Options;
 
-namespace {
-
-ErrorCode code_of(auto&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.code();
-    }
-    FAIL("no error was thrown");
-    return ErrorCode::Failed;
-}
-
-std::string message_of(auto&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    FAIL("no error was thrown");
-    return {};
-}
-
-} // namespace
+using vmstor::test::code_of;
+using vmstor::test::message_of;
 
 TEST_CASE("options accept known keys of the right type") {
     Options::Map raw{{"format", sdbus::Variant(std::string("raw"))},
