@@ -137,6 +137,7 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
     files_of_[id] = spec.files;
     auto job = std::make_unique<JobObject>(bus_, job_path(id), spec, authorizer_);
     std::shared_ptr<storage::JobContext> context = job->context();
+    context->limit_rate(spec.rate_limit);
     jobs_[id] = std::move(job);
     finishers_[id] = std::move(spec.finished);
     std::weak_ptr<bool> alive = alive_;
@@ -146,6 +147,7 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
         std::string message;
         try {
             context->stop_if_cancelled("job " + std::to_string(id));
+            context->begin();
             work(*context);
         } catch (const vmstor::Error& e) {
             success = false;
@@ -210,9 +212,29 @@ void JobRegistry::reply_when_done(const sdbus::ObjectPath& job, sdbus::Result<sd
         it->second->reply_when_done(std::move(result));
 }
 
-void JobRegistry::start_and_reply(JobSpec spec, bool wait, sdbus::Result<sdbus::ObjectPath>&& result) {
+JobOptions JobOptions::from(const Options& options) {
+    JobOptions job;
+    job.wait = options.flag("wait", false);
+    if (auto rate = options.u64("rate_limit")) {
+        if (*rate == 0)
+            throw vmstor::Error(ErrorCode::InvalidArgument,
+                                "option 'rate_limit' is 0 bytes per second; leave it out for no limit");
+        job.rate_limit = *rate;
+    }
+    return job;
+}
+
+std::vector<OptionSpec> JobOptions::keys_with(std::vector<OptionSpec> own) {
+    own.push_back({"wait", "b"});
+    own.push_back({"rate_limit", "t"});
+    return own;
+}
+
+void JobRegistry::start_and_reply(JobSpec spec, const JobOptions& options,
+                                  sdbus::Result<sdbus::ObjectPath>&& result) {
+    spec.rate_limit = options.rate_limit;
     sdbus::ObjectPath path = start(std::move(spec));
-    if (wait)
+    if (options.wait)
         reply_when_done(path, std::move(result));
     else
         result.returnResults(path);

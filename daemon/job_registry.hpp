@@ -3,6 +3,7 @@
 // stays 60 s so that late clients can read its outcome.
 #pragma once
 
+#include "options.hpp"
 #include "storage/job_context.hpp"
 #include "storage/model.hpp"
 #include "storage/worker_pool.hpp"
@@ -21,11 +22,23 @@ namespace vmstor::daemon {
 
 class Authorizer;
 
+/// @brief The options every job method takes, read and checked before the method changes anything.
+struct JobOptions {
+    bool wait = false;
+    std::uint64_t rate_limit = 0; ///< bytes of progress per second; 0: as fast as it can
+
+    static JobOptions from(const Options& options);
+    /// @brief A job method's own option keys plus `wait` and `rate_limit`.
+    static std::vector<OptionSpec> keys_with(std::vector<OptionSpec> own);
+};
+
 struct JobSpec {
     std::string operation; ///< e.g. "volume-convert"
     std::vector<sdbus::ObjectPath> objects;
     std::uint32_t started_by_uid = 0;
     bool cancelable = true;
+    /// Bytes of progress per second the work may make (0: as fast as it can); option `rate_limit`.
+    std::uint64_t rate_limit = 0;
     /// Files the job reads or writes: no other job may start on them until this one ends.
     std::vector<std::string> files;
     /// Runs on a worker thread; reports through the context; throws vmstor::Error to fail.
@@ -94,8 +107,9 @@ class JobRegistry {
     sdbus::ObjectPath start(JobSpec spec);
     /// @brief Replies to `result` with the job's path when it ends (or its error, if it failed).
     void reply_when_done(const sdbus::ObjectPath& job, sdbus::Result<sdbus::ObjectPath>&& result);
-    /// @brief start() then reply now, or when the job ends if the caller asked to `wait`.
-    void start_and_reply(JobSpec spec, bool wait, sdbus::Result<sdbus::ObjectPath>&& result);
+    /// @brief start() with the common job options, then reply now, or when the job ends if the caller
+    /// asked to `wait`.
+    void start_and_reply(JobSpec spec, const JobOptions& options, sdbus::Result<sdbus::ObjectPath>&& result);
     std::vector<sdbus::ObjectPath> paths() const;
 
   private:

@@ -82,11 +82,12 @@ void PoolObject::Stop(const std::map<std::string, sdbus::Variant>& options) {
 void PoolObject::Build(sdbus::Result<sdbus::ObjectPath>&& result,
                        std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Pool.Build options", {{"wait", "b"}});
+        Options opts(options, "Pool.Build options", JobOptions::keys_with({}));
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
         JobSpec spec = build_pool_job(service_, name_);
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
@@ -118,20 +119,20 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                               std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options opts(options, "CreateVolume options",
-                     {{"format", "s"},
-                      {"cluster_size", "t"},
-                      {"compat", "s"},
-                      {"lazy_refcounts", "b"},
-                      {"preallocation", "s"},
-                      {"extended_l2", "b"},
-                      {"compression_type", "s"},
-                      {"backing", "o|s"},
-                      {"backing_format", "s"},
-                      {"encryption.secret", "s"},
-                      {"mode", "u"},
-                      {"owner", "u"},
-                      {"group", "u"},
-                      {"wait", "b"}});
+                     JobOptions::keys_with({{"format", "s"},
+                                            {"cluster_size", "t"},
+                                            {"compat", "s"},
+                                            {"lazy_refcounts", "b"},
+                                            {"preallocation", "s"},
+                                            {"extended_l2", "b"},
+                                            {"compression_type", "s"},
+                                            {"backing", "o|s"},
+                                            {"backing_format", "s"},
+                                            {"encryption.secret", "s"},
+                                            {"mode", "u"},
+                                            {"owner", "u"},
+                                            {"group", "u"}}));
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
         if (opts.has("encryption.secret"))
             throw vmstor::Error(
@@ -191,38 +192,35 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
         spec.finished = [&service = service_, pool = name_, name](bool) {
             service.volume_file_changed(pool, name);
         };
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
 void PoolObject::ImportVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, sdbus::UnixFd fd,
                               std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(
-            options, "Pool.ImportVolume options",
-            {{"format", "s"}, {"cluster_size", "t"}, {"length", "t"}, {"sparse", "b"}, {"wait", "b"}});
+        Options opts(options, "Pool.ImportVolume options",
+                     JobOptions::keys_with(
+                         {{"format", "s"}, {"cluster_size", "t"}, {"length", "t"}, {"sparse", "b"}}));
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
         JobSpec spec = import_volume_job(service_, name_, name, std::move(fd), opts);
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
 void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath source,
                              std::string name, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Pool.CloneVolume options",
-                     {{"format", "s"},
-                      {"compress", "b"},
-                      {"compression_type", "s"},
-                      {"cluster_size", "t"},
-                      {"wait", "b"}});
+        Options opts(options, "Pool.CloneVolume options", copy_option_keys());
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
         auto [source_pool, source_volume] = volume_names_from_path(source);
         const storage::VolumeState& original = service_.volume(source_pool, source_volume);
         JobSpec spec = copy_volume_job(service_, original, name_, name, opts, "pool-clone-volume");
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 

@@ -113,6 +113,15 @@ JobSpec volume_job(storage::StorageService* service, const storage::VolumeState&
 
 } // namespace
 
+std::vector<OptionSpec> copy_option_keys() {
+    return JobOptions::keys_with(
+        {{"format", "s"}, {"compress", "b"}, {"compression_type", "s"}, {"cluster_size", "t"}});
+}
+
+std::vector<OptionSpec> stream_option_keys() {
+    return JobOptions::keys_with({{"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"format", "s"}});
+}
+
 JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,
                         const std::string& target_pool, const std::string& name, const Options& options,
                         std::string operation) {

@@ -9,8 +9,14 @@
 #include <cstdint>
 #include <sdbus-c++/Types.h>
 #include <string>
+#include <vector>
 
 namespace vmstor::daemon {
+
+/// @brief The option keys of a copy (Pool.CloneVolume, Volume.Convert), the job options included.
+std::vector<OptionSpec> copy_option_keys();
+/// @brief The option keys of a stream (Volume.Upload, Volume.Download), the job options included.
+std::vector<OptionSpec> stream_option_keys();
 
 /// @brief A copy of `source` as a new volume `name` in `target_pool` (Pool.CloneVolume, Volume.Convert).
 JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,

@@ -109,35 +109,36 @@ void VolumeObject::Resize(const uint64_t& capacity, const std::map<std::string, 
 void VolumeObject::Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
                         std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Volume.Wipe options", {{"algorithm", "s"}, {"wait", "b"}});
+        Options opts(options, "Volume.Wipe options", JobOptions::keys_with({{"algorithm", "s"}}));
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = wipe_volume_job(service_, state_, opts);
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
 void VolumeObject::Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
                             std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Volume.Download options",
-                     {{"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"format", "s"}, {"wait", "b"}});
+        Options opts(options, "Volume.Download options", stream_option_keys());
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = download_volume_job(state_, std::move(fd), opts);
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
 void VolumeObject::Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
                           std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Volume.Upload options",
-                     {{"offset", "t"}, {"length", "t"}, {"sparse", "b"}, {"format", "s"}, {"wait", "b"}});
+        Options opts(options, "Volume.Upload options", stream_option_keys());
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = upload_volume_job(service_, state_, std::move(fd), opts);
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
@@ -181,17 +182,13 @@ std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>& opti
 void VolumeObject::Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool,
                            std::string name, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Volume.Convert options",
-                     {{"format", "s"},
-                      {"compress", "b"},
-                      {"compression_type", "s"},
-                      {"cluster_size", "t"},
-                      {"wait", "b"}});
+        Options opts(options, "Volume.Convert options", copy_option_keys());
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec =
             copy_volume_job(service_, state_, pool_name_from_path(pool), name, opts, "volume-convert");
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
@@ -228,11 +225,12 @@ sdbus::ObjectPath VolumeObject::CreateOverlay(const std::string& name,
 void VolumeObject::Commit(sdbus::Result<sdbus::ObjectPath>&& result,
                           std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Volume.Commit options", {{"keep", "b"}, {"wait", "b"}});
+        Options opts(options, "Volume.Commit options", JobOptions::keys_with({{"keep", "b"}}));
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = commit_volume_job(service_, state_, opts);
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 
@@ -240,11 +238,12 @@ void VolumeObject::Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string
                           std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options opts(options, "Volume.Rebase options",
-                     {{"backing_format", "s"}, {"unsafe", "b"}, {"wait", "b"}});
+                     JobOptions::keys_with({{"backing_format", "s"}, {"unsafe", "b"}}));
+        JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
         JobSpec spec = rebase_volume_job(service_, state_, backing, opts);
         spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), opts.flag("wait", false), std::move(result));
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
 }
 

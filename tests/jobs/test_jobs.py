@@ -17,6 +17,11 @@ from jobs_harness import (GiB, JOB, JOB_TIMEOUT, MiB, OTHER_ACCOUNT, PROPERTIES,
 BIG = 1 * GiB  # the random volume behind the slow jobs and the upload/download round trip
 
 
+def lasting(seconds):
+    """The rate_limit that makes a job over BIG bytes last `seconds`, however fast this machine is."""
+    return dbus.UInt64(BIG // seconds)
+
+
 class JobTests(JobsTest):
     pool_name = "jobs"
 
@@ -67,7 +72,7 @@ class JobTests(JobsTest):
         try:
             job = str(self.pool(self.pool_name).CloneVolume(big, "progress.qcow2",
                                                             sv(format="qcow2", compress=True,
-                                                               compression_type="zstd")))
+                                                               compression_type="zstd", rate_limit=lasting(4))))
             first = self.job(job)
             deadline = time.monotonic() + 120
             while not any(c[0] == job for c in completed) and time.monotonic() < deadline:
@@ -98,9 +103,10 @@ class JobTests(JobsTest):
     def test_cancel_midway_leaves_the_pool_as_before(self):
         big = self.big_volume()
         before = self.pool_state()
-        # zlib-compressing 1 GiB of random data takes many seconds: time enough to cancel mid-way.
+        # Capped to last 30 s: time enough to cancel mid-way.
         job = self.pool(self.pool_name).CloneVolume(big, "cancelled.qcow2",
-                                                    sv(format="qcow2", compress=True, compression_type="zlib"))
+                                                    sv(format="qcow2", compress=True, compression_type="zlib",
+                                                       rate_limit=lasting(30)))
         deadline = time.monotonic() + 30
         while self.job(job)["BytesDone"] == 0 and time.monotonic() < deadline:
             pump(0.05)
@@ -115,11 +121,12 @@ class JobTests(JobsTest):
     def test_wait_returns_only_when_the_job_completed(self):
         big = self.big_volume()
         started = time.monotonic()
-        # A job of a few seconds: a call that did not wait would find it still running.
+        # A job of at least 3 s: a call that did not wait would find it still running.
         job = self.pool(self.pool_name).CloneVolume(big, "wait-dst.qcow2",
                                                     sv(format="qcow2", compress=True, compression_type="zstd",
-                                                       wait=True), timeout=JOB_TIMEOUT)
+                                                       rate_limit=lasting(3), wait=True), timeout=JOB_TIMEOUT)
         elapsed = time.monotonic() - started
+        self.assertGreaterEqual(elapsed, 3.0, "the job ran faster than its rate_limit allows")
         props = self.job(job)
         self.assertEqual(props["State"], "completed")
         self.assertEqual(props["BytesDone"], props["Bytes"])
@@ -150,7 +157,8 @@ class JobTests(JobsTest):
         quick = self.pool(self.pool_name).CloneVolume(self.sparse_volume("list-src.raw"), "list-quick.raw",
                                                       sv(wait=True))
         slow = str(self.pool(self.pool_name).CloneVolume(big, "list-slow.qcow2",
-                                                         sv(format="qcow2", compress=True, compression_type="zlib")))
+                                                         sv(format="qcow2", compress=True, compression_type="zlib",
+                                                            rate_limit=lasting(30))))
         try:
             listed = self.list_jobs()
             self.assertIn(str(quick), listed, "a job finished a moment ago is not listed")
@@ -187,10 +195,11 @@ class JobTests(JobsTest):
         started = self.run_client(
             f"j = dbus.Interface(bus.get_object(BUS_NAME, path, introspect=False), 'org.vmstor.Storage1.Pool')"
             f".CloneVolume(dbus.ObjectPath({big!r}), 'orphan.qcow2', sv(format='qcow2', compress=True, "
-            f"compression_type='zstd'))\nprint(j)\n")
+            f"compression_type='zstd', rate_limit=dbus.UInt64({int(lasting(4))})))\nprint(j)\n")
         self.assertEqual(started.returncode, 0, started.stderr)
         job = started.stdout.strip()
         self.assertTrue(job.startswith("/org/vmstor/Storage1/job/"), job)
+        self.assertEqual(self.job(job)["State"], "running", "the job ended before its client went away")
         self.assert_completed(job)
         self.assertIn(volume_path(self.pool_name, "orphan.qcow2"), self.managed_objects())
         self.assert_same_content(self.random_source, self.pool_file("orphan.qcow2"), "raw", "qcow2")
@@ -198,7 +207,8 @@ class JobTests(JobsTest):
     def test_cancel_by_another_uid_is_refused(self):
         big = self.big_volume()
         job = str(self.pool(self.pool_name).CloneVolume(big, "guarded.qcow2",
-                                                        sv(format="qcow2", compress=True, compression_type="zlib")))
+                                                        sv(format="qcow2", compress=True, compression_type="zlib",
+                                                           rate_limit=lasting(30))))
         try:
             other = self.run_client(
                 f"try:\n"
@@ -379,6 +389,8 @@ class JobTests(JobsTest):
             "length 0": lambda: volume.Download(unix_fd("/dev/null", os.O_WRONLY),
                                                 sv(length=dbus.UInt64(0))),
             "bad name": lambda: pool.CloneVolume(source, "../escape", sv()),
+            "rate_limit 0": lambda: pool.CloneVolume(source, "bad9", sv(rate_limit=dbus.UInt64(0))),
+            "rate_limit of the wrong type": lambda: volume.Wipe(sv(rate_limit=dbus.UInt32(1))),
         }
         for what, call in cases.items():
             with self.subTest(what):
