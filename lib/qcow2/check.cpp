@@ -88,7 +88,8 @@ std::uint64_t Qcow2Checker::disk_refcount(std::uint64_t cluster) {
         memo_block_ = nullptr;
         if (index < img_.refcount_table_.size()) {
             const std::uint64_t block = img_.refcount_table_[index] & refcount_table_offset_mask;
-            if (block != 0 && block % h_.cluster_size() == 0 && block + h_.cluster_size() <= file_bytes_)
+            if (block != 0 && block % h_.cluster_size() == 0 && block < file_bytes_ &&
+                h_.cluster_size() <= file_bytes_ - block) // block + cluster could wrap
                 memo_block_ = img_.refcount_cache_->get(block);
         }
     }

@@ -18,10 +18,11 @@ std::uint64_t Qcow2Image::get_refcount(std::uint64_t cluster_index) {
     const std::uint64_t block = refcount_table_[table_index] & refcount_table_offset_mask;
     if (block == 0)
         return 0;
-    if (block % header_.cluster_size() != 0)
+    if (block % header_.cluster_size() != 0 || block >= max_host_offset)
         throw Error(ErrorCode::Corrupt,
-                    fmt::format("'{}': refcount table entry {} ({:#x}) is not cluster-aligned", file_.path(),
-                                table_index, block));
+                    fmt::format("'{}': refcount table entry {} ({:#x}) is not cluster-aligned or is beyond "
+                                "the 2^56 host limit",
+                                file_.path(), table_index, block));
     return load_refcount_entry(refcount_cache_->get(block), cluster_index % per_block,
                                header_.refcount_order);
 }
