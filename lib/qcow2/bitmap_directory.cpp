@@ -14,6 +14,10 @@ namespace {
 constexpr std::size_t entry_fixed_size = 24;
 
 std::vector<std::byte> read_raw(const File& file, const Header& h) {
+    if (h.bitmaps->directory_size > file.size() ||
+        h.bitmaps->directory_offset > file.size() - h.bitmaps->directory_size)
+        throw Error(ErrorCode::Corrupt,
+                    fmt::format("'{}': the bitmap directory passes the end of the file", file.path()));
     std::vector<std::byte> raw(h.bitmaps->directory_size);
     file.read_exact(h.bitmaps->directory_offset, raw, "bitmap directory");
     return raw;
