@@ -44,7 +44,8 @@ Json reorder(const Json& value) {
 
 void print(const Json& value, int indent, std::string& out) {
     if (!value.is_object() && !value.is_array()) {
-        out += value.dump();
+        // Names read from an image may be invalid UTF-8: printed with U+FFFD instead of throwing.
+        out += value.dump(-1, ' ', false, Json::error_handler_t::replace);
         return;
     }
     // QEMU puts even an empty container's closing bracket on its own line.
