@@ -36,6 +36,9 @@ struct OpenOptions {
     bool for_repair = false;
     /// Upper bound of the L2 slice cache in bytes (QEMU's default maximum is 32 MiB).
     std::uint64_t l2_cache_max_bytes = 32ull << 20;
+    /// Open (read-only, qcow2 only) the guest data as it was at this internal snapshot, found by id
+    /// first, then by name (qemu-img convert -l).
+    std::optional<std::string> snapshot = std::nullopt;
 };
 
 /// @brief What one layer says about a guest range: [offset, offset+length) all alike.

@@ -85,11 +85,15 @@ class Qcow2Image final : public Image {
     void delete_snapshot(const std::string& name_or_id);
 
   private:
+    /// @brief Reads from now on show the snapshot's guest data (read-only images only).
+    void view_snapshot(const std::string& name_or_id);
     friend class Qcow2Checker;
 
     // --- internal snapshots (snapshots.cpp) ---
     std::size_t find_snapshot(const std::string& name_or_id) const;
     std::vector<std::uint64_t> read_snapshot_l1(const Snapshot& snapshot) const;
+    /// @brief L1 entries the snapshot's disk size needs; Corrupt when over the L1 table limit.
+    std::uint64_t snapshot_l1_entries(const Snapshot& snapshot) const;
     void change_tree_refcounts(const std::vector<std::uint64_t>& l1, std::int64_t delta);
     void refresh_copied_flags();
     void write_snapshot_table(std::vector<Snapshot> snapshots);

@@ -90,6 +90,8 @@ Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
         check(RepairMode::All);
         set_incompatible_bit(incompat_dirty, false);
     }
+    if (options.snapshot)
+        view_snapshot(*options.snapshot);
     if (options.open_backing)
         open_backing(options);
 }

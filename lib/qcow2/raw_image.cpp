@@ -107,6 +107,9 @@ std::unique_ptr<Image> Image::open(const std::string& path, const OpenOptions& o
         probe.read_or_zero(0, magic);
         format = format::load_be32(magic) == format::magic ? ImageFormat::Qcow2 : ImageFormat::Raw;
     }
+    if (format == ImageFormat::Raw && options.snapshot)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("'{}' is a raw image: it has no snapshot '{}'", path, *options.snapshot));
     if (format == ImageFormat::Raw)
         return std::make_unique<RawImage>(path, options);
     return std::make_unique<Qcow2Image>(path, options);

@@ -271,8 +271,7 @@ void Qcow2Image::apply_snapshot(const std::string& name_or_id) {
     flush();
     const std::uint64_t cluster = header_.cluster_size();
     const std::uint64_t new_size = snapshot.info.disk_size.value_or(header_.size);
-    const std::uint64_t l2_span = header_.l2_entries() * cluster;
-    const std::uint64_t needed = (new_size + l2_span - 1) / l2_span;
+    const std::uint64_t needed = snapshot_l1_entries(snapshot);
 
     std::vector<std::uint64_t> l1 = read_snapshot_l1(snapshot);
     for (auto& e : l1)
@@ -311,6 +310,34 @@ void Qcow2Image::apply_snapshot(const std::string& name_or_id) {
     refresh_copied_flags();
     forget_freed_state();
     flush();
+}
+
+std::uint64_t Qcow2Image::snapshot_l1_entries(const Snapshot& snapshot) const {
+    const std::uint64_t size = snapshot.info.disk_size.value_or(header_.size);
+    const std::uint64_t l2_span = header_.l2_entries() * header_.cluster_size();
+    const std::uint64_t needed = size / l2_span + (size % l2_span != 0);
+    if (needed * 8 > max_l1_table_bytes)
+        throw Error(ErrorCode::Corrupt,
+                    fmt::format("'{}': snapshot '{}' has a disk size of {} bytes, too large for an L1 table "
+                                "of at most {} bytes",
+                                file_.path(), snapshot.info.name, size, max_l1_table_bytes));
+    return needed;
+}
+
+void Qcow2Image::view_snapshot(const std::string& name_or_id) {
+    if (writable_)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("'{}': a snapshot can only be opened read-only", file_.path()));
+    const Snapshot& snapshot = snapshots_[find_snapshot(name_or_id)];
+    const std::uint64_t size = snapshot.info.disk_size.value_or(header_.size);
+    const std::uint64_t needed = snapshot_l1_entries(snapshot);
+    std::vector<std::uint64_t> l1 = read_snapshot_l1(snapshot);
+    // Guest clusters past the snapshot's L1 table read as unallocated, as in QEMU.
+    l1.resize(std::max<std::uint64_t>(l1.size(), needed), 0);
+    header_.size = size;
+    header_.l1_size = static_cast<std::uint32_t>(l1.size());
+    l1_ = std::move(l1);
+    metadata_preallocation_.reset();
 }
 
 void Qcow2Image::delete_snapshot(const std::string& name_or_id) {

@@ -63,6 +63,28 @@ class ConvertToQcow2Test(dt.ScratchCase):
     def check_options(self, case):
         self.convert(case["image"], case["options"])
 
+    def check_snapshot(self, case):
+        """convert -l: the guest data as it was at an internal snapshot, the same bytes qemu-img gives."""
+        image, snapshot = case["image"], case["snapshot"]
+        mine, theirs = self.scratch_path("vmstor.raw"), self.scratch_path("qemu.raw")
+        label = f"vmstor-img convert -l {snapshot} {image['name']}"
+        dt.assert_ok(self, dt.qemu("convert", "-f", "qcow2", "-O", "raw", "-l", snapshot, image["file"], theirs),
+                     "qemu-img convert -l")
+        dt.assert_ok(self, dt.vmstor("convert", "-f", "qcow2", "-O", "raw", "-l", snapshot, image["file"], mine),
+                     label)
+        compare = dt.qemu("compare", "-f", "raw", "-F", "raw", theirs, mine)
+        self.assertEqual(compare.returncode, 0, f"{label} differs from qemu-img's: {dt.describe(compare)} "
+                         + compare.stdout.decode(errors="replace"))
+        current = dt.qemu("compare", "-f", "qcow2", "-F", "raw", image["file"], mine)
+        self.assertNotEqual(current.returncode, 0, f"{label} gave the current data, not the snapshot's")
+
+    def test_convert_of_a_missing_snapshot_fails_like_qemu_img(self):
+        image = sources["snapshots-1.1.qcow2"]
+        for tool in (dt.qemu, dt.vmstor):
+            result = tool("convert", "-f", "qcow2", "-O", "raw", "-l", "no-such", image["file"],
+                          self.scratch_path("missing.raw"))
+            self.assertNotEqual(result.returncode, 0, f"{tool.__name__} convert -l no-such succeeded")
+
 
 dt.add_cases(ConvertToQcow2Test, "convert_qcow2", dt.images(kind="good"), ConvertToQcow2Test.check_default)
 sources = {i["name"]: i for i in dt.images(kind="good")}
@@ -70,6 +92,10 @@ dt.add_cases(ConvertToQcow2Test, "convert_qcow2_with",
              [{"name": f"{s}-{'-'.join(f'{k}={v}' for k, v in o.items())}", "image": sources[s], "options": o}
               for o in OPTION_SETS for s in OPTION_SOURCES],
              ConvertToQcow2Test.check_options)
+dt.add_cases(ConvertToQcow2Test, "convert_snapshot",
+             [{"name": f"{image}-{snapshot}", "image": sources[image], "snapshot": snapshot}
+              for image in ("snapshots-0.10.qcow2", "snapshots-1.1.qcow2") for snapshot in ("first", "second", "1")],
+             ConvertToQcow2Test.check_snapshot)
 
 if __name__ == "__main__":
     dt.main()

@@ -62,8 +62,10 @@ std::vector<std::pair<std::string, std::string>> parse_option_list(const std::st
 }
 
 std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::optional<std::string>& format,
-                                         bool open_backing, bool writable) {
+                                         bool open_backing, bool writable,
+                                         const std::optional<std::string>& snapshot) {
     qcow2::OpenOptions options;
+    options.snapshot = snapshot;
     if (format)
         options.format = qcow2::parse_format(*format);
     options.open_backing = open_backing;

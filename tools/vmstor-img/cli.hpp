@@ -23,8 +23,10 @@ std::string human_size(std::uint64_t bytes);
 std::vector<std::pair<std::string, std::string>> parse_option_list(const std::string& text);
 
 /// @brief Opens an image, probing its own format unless given; a backing file needs a recorded format.
+/// With `snapshot`, the image reads as it was at that internal snapshot (read-only).
 std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::optional<std::string>& format,
-                                         bool open_backing, bool writable = false);
+                                         bool open_backing, bool writable = false,
+                                         const std::optional<std::string>& snapshot = std::nullopt);
 
 /// @brief A size argument as qemu-img takes it (suffixes k, M, G, T, P, E; bytes without one).
 std::uint64_t parse_size_argument(const std::string& text);

@@ -8,19 +8,20 @@
 
 namespace {
 
-constexpr const char* usage = "usage: vmstor-img COMMAND [options]\n"
-                              "commands:\n"
-                              "  create [-f fmt] [-o options] [-b backing -F backing_fmt] FILE [SIZE]\n"
-                              "  info [-f fmt] [--output=json|human] [--backing-chain] FILE\n"
-                              "  map [-f fmt] [--output=json|human] FILE\n"
-                              "  check [-f fmt] [--output=json|human] [-r leaks|all] FILE\n"
-                              "  measure [--output=json|human] [-O fmt] [-o options] (--size N | FILE)\n"
-                              "  resize [--shrink] [-f fmt] FILE [+-]SIZE\n"
-                              "  convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] SRC DST\n"
-                              "  compare [-f fmt] [-F fmt] [-s] A B\n"
-                              "  snapshot [-l | -c NAME | -a NAME | -d NAME] [-f fmt] FILE\n"
-                              "  commit [-f fmt] [-d] [-p] FILE\n"
-                              "  rebase [-f fmt] [-u] [-p] -b BACKING [-F fmt] FILE\n";
+constexpr const char* usage =
+    "usage: vmstor-img COMMAND [options]\n"
+    "commands:\n"
+    "  create [-f fmt] [-o options] [-b backing -F backing_fmt] FILE [SIZE]\n"
+    "  info [-f fmt] [--output=json|human] [--backing-chain] FILE\n"
+    "  map [-f fmt] [--output=json|human] FILE\n"
+    "  check [-f fmt] [--output=json|human] [-r leaks|all] FILE\n"
+    "  measure [--output=json|human] [-O fmt] [-o options] (--size N | FILE)\n"
+    "  resize [--shrink] [-f fmt] FILE [+-]SIZE\n"
+    "  convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] [-l snapshot] SRC DST\n"
+    "  compare [-f fmt] [-F fmt] [-s] A B\n"
+    "  snapshot [-l | -c NAME | -a NAME | -d NAME] [-f fmt] FILE\n"
+    "  commit [-f fmt] [-d] [-p] FILE\n"
+    "  rebase [-f fmt] [-u] [-p] -b BACKING [-F fmt] FILE\n";
 
 } // namespace
 

@@ -45,6 +45,18 @@ void print_formatting(const std::string& path, const qcow2::CreateOptions& o, co
     std::printf("%s\n", line.c_str());
 }
 
+/// @brief convert -l: "NAME", "snapshot.name=NAME" or "snapshot.id=ID" (QEMU's forms), as a name or id.
+std::string snapshot_argument(const std::string& text) {
+    for (const char* prefix : {"snapshot.name=", "snapshot.id="})
+        if (text.starts_with(prefix))
+            return text.substr(std::string_view(prefix).size());
+    if (text.find('=') != std::string::npos)
+        throw Error(ErrorCode::InvalidArgument,
+                    "convert -l takes a snapshot name, snapshot.name=NAME or snapshot.id=ID, not '" + text +
+                        "'");
+    return text;
+}
+
 } // namespace
 
 int cmd_create(int argc, char** argv) {
@@ -165,9 +177,13 @@ int cmd_convert(int argc, char** argv) {
     qcow2::ConvertOptions options;
     options.sync = false;
     bool progress = false;
+    std::optional<std::string> snapshot;
     optind = 1;
-    for (int c; (c = getopt(argc, argv, "f:O:o:cpm:WqUnS:t:T:")) != -1;) {
+    for (int c; (c = getopt(argc, argv, "f:O:o:cpm:WqUnS:t:T:l:")) != -1;) {
         switch (c) {
+        case 'l':
+            snapshot = snapshot_argument(optarg);
+            break;
         case 'f':
             format = optarg;
             break;
@@ -206,7 +222,8 @@ int cmd_convert(int argc, char** argv) {
             break;
         default:
             throw Error(ErrorCode::InvalidArgument,
-                        "usage: vmstor-img convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] SRC DST");
+                        "usage: vmstor-img convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] "
+                        "[-l snapshot] SRC DST");
         }
     }
     if (argc - optind != 2)
@@ -216,7 +233,7 @@ int cmd_convert(int argc, char** argv) {
         qcow2::set_create_option(options.target, key, value);
     if (options.target.backing_file)
         throw Error(ErrorCode::NotSupported, "convert with a backing file for the target is not supported");
-    auto source = open_image(argv[optind], format, true);
+    auto source = open_image(argv[optind], format, true, false, snapshot);
     if (progress) {
         options.progress = [last = -1.0](double percent) mutable {
             if (percent - last >= 1.0 || percent >= 100.0) {
