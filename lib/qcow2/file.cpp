@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -14,6 +15,23 @@
 #include <vector>
 
 namespace vmstor::qcow2 {
+
+namespace {
+
+std::atomic<FaultInjection*> fault_hook{nullptr};
+
+/// The errno of a failure the test hook injects into this operation, or 0.
+int injected_error(FaultInjection::Op op, const std::string& path, std::uint64_t offset,
+                   std::uint64_t length) {
+    FaultInjection* hook = fault_hook.load(std::memory_order_acquire);
+    return hook ? hook->before(op, path, offset, length) : 0;
+}
+
+} // namespace
+
+void FaultInjection::install(FaultInjection* hook) {
+    fault_hook.store(hook, std::memory_order_release);
+}
 
 File::File(const std::string& path, Mode mode) : path_(path) {
     int flags = O_CLOEXEC;
@@ -83,6 +101,8 @@ void File::read_or_zero(std::uint64_t offset, std::span<std::byte> out) const {
 }
 
 void File::write(std::uint64_t offset, std::span<const std::byte> data) {
+    if (int err = injected_error(FaultInjection::Op::Write, path_, offset, data.size()))
+        throw system_error(err, fmt::format("cannot write to '{}'", path_));
     std::size_t done = 0;
     while (done < data.size()) {
         ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
@@ -98,6 +118,8 @@ void File::write(std::uint64_t offset, std::span<const std::byte> data) {
 void File::punch_hole(std::uint64_t offset, std::uint64_t length) {
     if (length == 0)
         return;
+    if (int err = injected_error(FaultInjection::Op::PunchHole, path_, offset, length))
+        throw system_error(err, fmt::format("cannot zero a range of '{}'", path_));
     if (block_device_) {
         std::uint64_t range[2] = {offset, length};
         if (::ioctl(fd_, BLKZEROOUT, range) != 0)
@@ -119,7 +141,9 @@ void File::punch_hole(std::uint64_t offset, std::uint64_t length) {
 void File::allocate(std::uint64_t offset, std::uint64_t length) {
     if (length == 0)
         return;
-    int rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
+    int rc = injected_error(FaultInjection::Op::Allocate, path_, offset, length);
+    if (rc == 0)
+        rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
     if (rc != 0)
         throw system_error(rc, fmt::format("cannot allocate space in '{}'", path_));
 }
@@ -136,11 +160,15 @@ void File::write_zeroes(std::uint64_t offset, std::uint64_t length) {
 void File::truncate(std::uint64_t size) {
     if (block_device_)
         return;
+    if (int err = injected_error(FaultInjection::Op::Truncate, path_, size, 0))
+        throw system_error(err, fmt::format("cannot resize '{}'", path_));
     if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
         throw system_error(errno, fmt::format("cannot resize '{}'", path_));
 }
 
 void File::sync() {
+    if (int err = injected_error(FaultInjection::Op::Sync, path_, 0, 0))
+        throw system_error(err, fmt::format("cannot flush '{}'", path_));
     if (::fdatasync(fd_) != 0)
         throw system_error(errno, fmt::format("cannot flush '{}'", path_));
 }

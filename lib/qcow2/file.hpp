@@ -8,6 +8,20 @@
 
 namespace vmstor::qcow2 {
 
+/// @brief Test-only hook (tests/crash): sees every change to any File of the process before it is
+/// made, and may make it fail as the host would. Only a program that links the engine can install it;
+/// nothing reads it from the environment. Unset, it costs one pointer load per operation.
+class FaultInjection {
+  public:
+    enum class Op { Write, Sync, Truncate, Allocate, PunchHole };
+    virtual ~FaultInjection() = default;
+    /// @brief Called before `op` on [offset, offset+length) of `path`; a nonzero errno value makes the
+    /// operation fail with that error, 0 lets it happen.
+    virtual int before(Op op, const std::string& path, std::uint64_t offset, std::uint64_t length) = 0;
+    /// @brief Installs the process-wide hook (nullptr removes it); the caller keeps it alive.
+    static void install(FaultInjection* hook);
+};
+
 class File {
   public:
     enum class Mode { ReadOnly, ReadWrite, CreateExclusive, CreateTruncate };

@@ -121,9 +121,14 @@ void commit_image(Image& overlay, const CommitOptions& options) {
         report(options.progress, offset, size);
     }
     base->flush();
+    base.reset();
     // Only once the base holds the data on disk may the overlay let go of it.
     if (options.empty_overlay)
         top.make_empty();
+    // The overlay's own view of the backing file caches tables from before the commit: open it again
+    // (the header is rewritten unchanged), or copy-on-write would read the old backing data.
+    if (top.backing())
+        top.set_backing_file(header.backing_file, header.backing_format, true);
 }
 
 namespace {
