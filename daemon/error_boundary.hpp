@@ -16,21 +16,15 @@ inline constexpr std::string_view error_prefix = "org.vmstor.Storage1.Error.";
 
 /// @brief The D-Bus error for a project error.
 sdbus::Error to_dbus_error(const vmstor::Error& error);
+/// @brief The D-Bus error for whatever was thrown (for replies sent after the handler returned).
+sdbus::Error to_dbus_error(std::exception_ptr error);
 
 /// @brief Runs a handler body; whatever it throws leaves as an sdbus::Error with a named error.
 template <typename Body> decltype(auto) guarded(Body&& body) {
     try {
         return std::forward<Body>(body)();
-    } catch (const sdbus::Error&) {
-        throw;
-    } catch (const vmstor::Error& e) {
-        throw to_dbus_error(e);
-    } catch (const std::exception& e) {
-        spdlog::error("unexpected failure in a D-Bus handler: {}", e.what());
-        throw to_dbus_error(vmstor::Error(ErrorCode::Failed, std::string("internal error: ") + e.what()));
     } catch (...) {
-        spdlog::error("unexpected non-standard exception in a D-Bus handler");
-        throw to_dbus_error(vmstor::Error(ErrorCode::Failed, "internal error"));
+        throw to_dbus_error(std::current_exception());
     }
 }
 

@@ -4,6 +4,7 @@
 #include "caller.hpp"
 #include "error_boundary.hpp"
 #include "object_paths.hpp"
+#include "storage/image_lock.hpp"
 
 #include <fmt/format.h>
 
@@ -126,11 +127,41 @@ JobRegistry::~JobRegistry() {
         job->context()->cancel();
 }
 
-sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
-    for (const std::string& file : spec.files)
+void JobRegistry::claim_files(const std::vector<std::string>& files, const std::string& what) const {
+    for (const std::string& file : files) {
         if (auto holder = busy_files_.find(file); holder != busy_files_.end())
             throw vmstor::Error(ErrorCode::Busy, fmt::format("cannot start {} on '{}': job {} is using it",
-                                                             spec.operation, file, job_path(holder->second)));
+                                                             what, file, job_path(holder->second)));
+        if (briefly_busy_files_.contains(file))
+            throw vmstor::Error(
+                ErrorCode::Busy,
+                fmt::format("cannot start {} on '{}': a snapshot change is under way", what, file));
+    }
+}
+
+void JobRegistry::run_briefly(const std::string& file, std::function<void()> work,
+                              std::function<void(std::exception_ptr)> done) {
+    claim_files({file}, "a snapshot change");
+    briefly_busy_files_.insert(file);
+    std::weak_ptr<bool> alive = alive_;
+    workers_.submit([this, alive, file, work = std::move(work), done = std::move(done)] {
+        std::exception_ptr error;
+        try {
+            work();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        scheduler_.post([this, alive, file, done, error] {
+            if (alive.expired())
+                return;
+            briefly_busy_files_.erase(file);
+            done(error);
+        });
+    });
+}
+
+sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
+    claim_files(spec.files, spec.operation);
     std::uint64_t id = next_id_++;
     for (const std::string& file : spec.files)
         busy_files_[file] = id;
@@ -141,12 +172,16 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
     jobs_[id] = std::move(job);
     finishers_[id] = std::move(spec.finished);
     std::weak_ptr<bool> alive = alive_;
-    workers_.submit([this, alive, id, context, work = std::move(spec.work)] {
+    workers_.submit([this, alive, id, context, files = spec.files, work = std::move(spec.work)] {
         bool success = true;
         std::string error_name;
         std::string message;
         try {
             context->stop_if_cancelled("job " + std::to_string(id));
+            // QEMU's locks on what the job writes: a VM cannot open it for writing meanwhile.
+            std::vector<std::unique_ptr<storage::ImageWriteLock>> locks;
+            for (const std::string& file : files)
+                locks.push_back(std::make_unique<storage::ImageWriteLock>(file));
             context->begin();
             work(*context);
         } catch (const vmstor::Error& e) {

@@ -11,10 +11,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
 #include <sdbus-c++/sdbus-c++.h>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -111,8 +113,14 @@ class JobRegistry {
     /// asked to `wait`.
     void start_and_reply(JobSpec spec, const JobOptions& options, sdbus::Result<sdbus::ObjectPath>&& result);
     std::vector<sdbus::ObjectPath> paths() const;
+    /// @brief Runs a short change of `file` (a snapshot create, revert or delete) on a worker, without a
+    /// Job object, so that the bus stays answered. No job may use the file meanwhile (Busy either way).
+    /// `done` runs on the main loop with what the work threw, if anything.
+    void run_briefly(const std::string& file, std::function<void()> work,
+                     std::function<void(std::exception_ptr)> done);
 
   private:
+    void claim_files(const std::vector<std::string>& files, const std::string& what) const;
     void complete(std::uint64_t id, bool success, const std::string& error_name, const std::string& message);
     void schedule_tick();
 
@@ -126,6 +134,7 @@ class JobRegistry {
     std::map<std::uint64_t, std::function<void(bool)>> finishers_;
     std::map<std::uint64_t, std::vector<std::string>> files_of_;
     std::map<std::string, std::uint64_t> busy_files_; ///< file path -> the running job that holds it
+    std::set<std::string> briefly_busy_files_;        ///< files a run_briefly change holds
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -1,5 +1,7 @@
 #include "object_tree.hpp"
 
+#include "object_paths.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace vmstor::daemon {
@@ -8,6 +10,7 @@ ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler, s
     : bus_(bus), scheduler_(scheduler), authorizer_(bus), jobs_(bus, scheduler, workers, authorizer_) {}
 
 ObjectTree::~ObjectTree() {
+    snapshots_.clear();
     volumes_.clear();
     pools_.clear();
     flush_graveyard();
@@ -26,6 +29,7 @@ void ObjectTree::schedule_flush() {
 
 void ObjectTree::flush_graveyard() {
     flush_scheduled_ = false;
+    dead_snapshots_.clear();
     dead_volumes_.clear();
     dead_pools_.clear();
 }
@@ -55,14 +59,51 @@ void ObjectTree::volume_added(const storage::VolumeState& volume) {
     dead_volumes_.erase({volume.pool, volume.name});
     volumes_[{volume.pool, volume.name}] =
         std::make_unique<VolumeObject>(bus_, *service_, jobs_, authorizer_, volume);
+    sync_snapshots(volume);
 }
 
 void ObjectTree::volume_changed(const storage::VolumeState& before, const storage::VolumeState& after) {
     if (auto it = volumes_.find({after.pool, after.name}); it != volumes_.end())
         it->second->changed(before, after);
+    if (before.snapshots != after.snapshots || before.path != after.path)
+        sync_snapshots(after);
+}
+
+void ObjectTree::sync_snapshots(const storage::VolumeState& volume) {
+    const std::string prefix = volume_path(volume.pool, volume.name) + "/snapshot/";
+    std::vector<std::string> paths = snapshot_paths(volume);
+    std::map<std::string, const storage::SnapshotState*> wanted;
+    for (std::size_t i = 0; i < paths.size(); ++i)
+        wanted[paths[i]] = &volume.snapshots[i];
+    for (auto it = snapshots_.lower_bound(prefix); it != snapshots_.end() && it->first.starts_with(prefix);) {
+        auto keep = wanted.find(it->first);
+        if (keep != wanted.end() && it->second->state() == *keep->second) {
+            wanted.erase(keep); // already served as it is
+            ++it;
+            continue;
+        }
+        dead_snapshots_.emplace(it->first, std::move(it->second));
+        it = snapshots_.erase(it);
+        schedule_flush();
+    }
+    for (const auto& [path, snapshot] : wanted) {
+        dead_snapshots_.erase(path); // a path is registered once
+        snapshots_[path] =
+            std::make_unique<SnapshotObject>(bus_, path, *service_, jobs_, authorizer_, volume, *snapshot);
+    }
+}
+
+void ObjectTree::bury_snapshots_of(const storage::VolumeState& volume) {
+    const std::string prefix = volume_path(volume.pool, volume.name) + "/snapshot/";
+    for (auto it = snapshots_.lower_bound(prefix); it != snapshots_.end() && it->first.starts_with(prefix);) {
+        dead_snapshots_.emplace(it->first, std::move(it->second));
+        it = snapshots_.erase(it);
+        schedule_flush();
+    }
 }
 
 void ObjectTree::volume_removed(const storage::VolumeState& volume) {
+    bury_snapshots_of(volume);
     if (auto it = volumes_.find({volume.pool, volume.name}); it != volumes_.end()) {
         dead_volumes_.emplace(it->first, std::move(it->second));
         volumes_.erase(it);

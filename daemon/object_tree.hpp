@@ -6,6 +6,7 @@
 #include "job_registry.hpp"
 #include "manager_object.hpp"
 #include "pool_object.hpp"
+#include "snapshot_object.hpp"
 #include "volume_object.hpp"
 
 #include <map>
@@ -38,6 +39,9 @@ class ObjectTree final : public storage::Observer {
     /// Undefine removes, a volume that Delete removes).
     void schedule_flush();
     void flush_graveyard();
+    /// @brief Makes the snapshot objects under `volume` match its snapshot list.
+    void sync_snapshots(const storage::VolumeState& volume);
+    void bury_snapshots_of(const storage::VolumeState& volume);
 
     sdbus::IConnection& bus_;
     storage::Scheduler& scheduler_;
@@ -49,6 +53,8 @@ class ObjectTree final : public storage::Observer {
     std::map<std::pair<std::string, std::string>, std::unique_ptr<VolumeObject>> volumes_;
     std::multimap<std::string, std::unique_ptr<PoolObject>> dead_pools_;
     std::multimap<std::pair<std::string, std::string>, std::unique_ptr<VolumeObject>> dead_volumes_;
+    std::map<std::string, std::unique_ptr<SnapshotObject>> snapshots_; ///< by object path
+    std::multimap<std::string, std::unique_ptr<SnapshotObject>> dead_snapshots_;
     bool flush_scheduled_ = false;
 };
 

@@ -2,12 +2,15 @@
 
 #include "authorizer.hpp"
 #include "caller.hpp"
+#include "common/names.hpp"
 #include "error_boundary.hpp"
 #include "job_registry.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
+#include "snapshot_object.hpp"
 #include "storage/image_jobs.hpp"
 #include "storage/image_lock.hpp"
+#include "storage/snapshots.hpp"
 #include "volume_jobs.hpp"
 
 #include <fmt/ranges.h>
@@ -72,20 +75,8 @@ void VolumeObject::refuse_if_busy(std::string_view what, bool backing_users) con
                             fmt::format("cannot {} volume '{}' in pool '{}': another process (QEMU) "
                                         "has it open for writing",
                                         what, name_, pool_));
-    if (!backing_users)
-        return;
-    std::vector<std::string> users;
-    for (const auto& [pool_name, pool] : service_.pools())
-        for (const auto& [name, volume] : service_.volumes(pool_name))
-            for (const auto& [backing_path, format] : volume.backing_chain)
-                if (backing_path == state_.path)
-                    users.push_back(pool_name + "/" + name);
-    if (!users.empty())
-        throw vmstor::Error(ErrorCode::Busy,
-                            fmt::format("cannot {} volume '{}' in pool '{}': {} backed by it: {}", what,
-                                        name_, pool_,
-                                        users.size() == 1 ? "another volume is" : "other volumes are",
-                                        fmt::join(users, ", ")));
+    if (backing_users)
+        service_.refuse_if_backing_others(state_, what);
 }
 
 void VolumeObject::Delete(const std::map<std::string, sdbus::Variant>& options) {
@@ -192,9 +183,51 @@ void VolumeObject::Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Obj
     });
 }
 
-sdbus::ObjectPath VolumeObject::CreateSnapshot(const std::string&,
-                                               const std::map<std::string, sdbus::Variant>&) {
-    return guarded([&]() -> sdbus::ObjectPath { not_yet("CreateSnapshot"); });
+void VolumeObject::CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
+                                  std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Volume.CreateSnapshot options", {});
+        validate_name("snapshot", name);
+        authorizer_.require(getObject(), Action::ManageSnapshots,
+                            {{"pool", pool_}, {"volume", name_}, {"snapshot", name}});
+        if (state_.format != "qcow2")
+            throw vmstor::Error(
+                ErrorCode::NotSupported,
+                fmt::format("cannot snapshot volume '{}' in pool '{}': internal snapshots need "
+                            "the qcow2 format, not '{}' (CreateOverlay works for any format)",
+                            name_, pool_, state_.format));
+        for (const storage::SnapshotState& snapshot : state_.snapshots)
+            if (snapshot.name == name)
+                throw vmstor::Error(ErrorCode::AlreadyExists,
+                                    fmt::format("volume '{}' in pool '{}' already has a snapshot named '{}'",
+                                                name_, pool_, name));
+        refuse_if_busy("snapshot", false);
+        spdlog::info("creating snapshot '{}' of volume '{}' of pool '{}'", name, name_, pool_);
+        auto reply = std::make_shared<sdbus::Result<sdbus::ObjectPath>>(std::move(result));
+        jobs_.run_briefly(
+            state_.path, [path = state_.path, name] { storage::create_snapshot_in(path, name); },
+            [reply, &service = service_, pool = pool_, volume = name_, name](std::exception_ptr error) {
+                service.volume_file_changed(pool, volume);
+                if (error) {
+                    reply->returnError(to_dbus_error(error));
+                    return;
+                }
+                try {
+                    const storage::VolumeState& state = service.volume(pool, volume);
+                    std::vector<std::string> paths = snapshot_paths(state);
+                    for (std::size_t i = 0; i < state.snapshots.size(); ++i)
+                        if (state.snapshots[i].name == name) {
+                            reply->returnResults(sdbus::ObjectPath(paths[i]));
+                            return;
+                        }
+                    throw vmstor::Error(
+                        ErrorCode::Failed,
+                        fmt::format("snapshot '{}' was made but is not in the image's table", name));
+                } catch (...) {
+                    reply->returnError(to_dbus_error(std::current_exception()));
+                }
+            });
+    });
 }
 
 sdbus::ObjectPath VolumeObject::CreateOverlay(const std::string& name,

@@ -35,8 +35,8 @@ class VolumeObject final
     std::string Info(const std::map<std::string, sdbus::Variant>& options) override;
     void Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool, std::string name,
                  std::map<std::string, sdbus::Variant> options) override;
-    sdbus::ObjectPath CreateSnapshot(const std::string& name,
-                                     const std::map<std::string, sdbus::Variant>& options) override;
+    void CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
+                        std::map<std::string, sdbus::Variant> options) override;
     sdbus::ObjectPath CreateOverlay(const std::string& name,
                                     const std::map<std::string, sdbus::Variant>& options) override;
     void Commit(sdbus::Result<sdbus::ObjectPath>&& result,

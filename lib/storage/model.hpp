@@ -30,6 +30,16 @@ struct PoolState {
     bool operator==(const PoolState&) const = default;
 };
 
+/// @brief An internal snapshot of a qcow2 volume, as the image's snapshot table records it.
+struct SnapshotState {
+    std::string id;
+    std::string name;
+    std::uint64_t created_usec = 0; ///< since the epoch
+    std::uint64_t vm_state_size = 0;
+    std::uint64_t virtual_size = 0; ///< the disk size at the snapshot (the volume's when not recorded)
+    bool operator==(const SnapshotState&) const = default;
+};
+
 struct VolumeState {
     std::string pool;
     std::string name;
@@ -41,8 +51,9 @@ struct VolumeState {
     std::uint64_t physical = 0;
     std::vector<std::pair<std::string, std::string>> backing_chain; ///< (path, format), nearest first
     bool encrypted = false;
-    std::vector<std::string> used_by; ///< libvirt domains whose disks name this volume
-    bool locked = false;              ///< open for writing by a QEMU process (QEMU's lock protocol)
+    std::vector<std::string> used_by;     ///< libvirt domains whose disks name this volume
+    bool locked = false;                  ///< open for writing by a QEMU process (QEMU's lock protocol)
+    std::vector<SnapshotState> snapshots; ///< qcow2 internal snapshots, in table order
     bool operator==(const VolumeState&) const = default;
 };
 

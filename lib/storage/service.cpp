@@ -3,11 +3,14 @@
 
 #include "image_lock.hpp"
 #include "libvirt_reads.hpp"
+#include "snapshots.hpp"
 #include "virt/errors.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <set>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 namespace vmstor::storage {
 
@@ -121,6 +124,26 @@ virConnectPtr StorageService::conn() const {
 const std::map<std::string, VolumeState>& StorageService::volumes(const std::string& pool) const {
     auto it = volumes_.find(pool);
     return it == volumes_.end() ? no_volumes : it->second;
+}
+
+std::vector<std::string> StorageService::volumes_backed_by(const std::string& path) const {
+    std::vector<std::string> users;
+    for (const auto& [pool_name, list] : volumes_)
+        for (const auto& [name, volume] : list)
+            for (const auto& [backing_path, format] : volume.backing_chain)
+                if (backing_path == path)
+                    users.push_back(pool_name + "/" + name);
+    return users;
+}
+
+void StorageService::refuse_if_backing_others(const VolumeState& volume, std::string_view what) const {
+    std::vector<std::string> users = volumes_backed_by(volume.path);
+    if (!users.empty())
+        throw vmstor::Error(ErrorCode::Busy,
+                            fmt::format("cannot {} volume '{}' in pool '{}': {} backed by it: {}", what,
+                                        volume.name, volume.pool,
+                                        users.size() == 1 ? "another volume is" : "other volumes are",
+                                        fmt::join(users, ", ")));
 }
 
 const PoolState& StorageService::pool(const std::string& name) const {
@@ -319,6 +342,18 @@ void StorageService::fill_usage(VolumeState& volume) const {
     auto it = domains_by_path_.find(volume.path);
     volume.used_by = it == domains_by_path_.end() ? std::vector<std::string>{} : it->second;
     volume.locked = image_locked_for_writing(volume.path);
+    if (volume.format != "qcow2")
+        return;
+    struct stat st {};
+    if (::stat(volume.path.c_str(), &st) != 0)
+        return;
+    std::pair<std::int64_t, std::int64_t> stamp{
+        std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size};
+    auto [known, added] = image_stamps_.try_emplace(volume.path, stamp);
+    if (added || known->second == stamp)
+        return; // a new image's snapshots were just read with the rest of its state
+    known->second = stamp;
+    volume.snapshots = read_snapshots(volume.path, volume.format, volume.capacity);
 }
 
 void StorageService::sync_usage() {

@@ -45,6 +45,10 @@ class StorageService {
     const std::map<std::string, PoolState>& pools() const { return pools_; }
     /// @brief Volumes of a pool by name; empty for an unknown or inactive pool.
     const std::map<std::string, VolumeState>& volumes(const std::string& pool) const;
+    /// @brief "pool/volume" of every volume whose backing chain contains the file `path`.
+    std::vector<std::string> volumes_backed_by(const std::string& path) const;
+    /// @brief Throws Busy, saying it cannot `what` `volume`, when other volumes are backed by it.
+    void refuse_if_backing_others(const VolumeState& volume, std::string_view what) const;
     const PoolState& pool(const std::string& name) const;                              ///< throws NotFound
     const VolumeState& volume(const std::string& pool, const std::string& name) const; ///< throws NotFound
     const Thresholds& thresholds(const std::string& pool) const;
@@ -132,6 +136,9 @@ class StorageService {
     std::map<std::string, FillLevel> fill_levels_;
     std::map<std::string, std::vector<std::string>> domains_by_path_; ///< from the last sync_domain_usage
     unsigned polls_ = 0;
+    /// (mtime in ns, size) of each qcow2 image when its snapshots were last read: a change made outside
+    /// vmstord and libvirt (qemu-img snapshot) shows by the file's stamp.
+    mutable std::map<std::string, std::pair<std::int64_t, std::int64_t>> image_stamps_;
     std::shared_ptr<bool> alive_; ///< lets posted work from libvirt's thread notice the service is gone
 };
 

@@ -1,0 +1,95 @@
+#include "snapshot_object.hpp"
+
+#include "authorizer.hpp"
+#include "error_boundary.hpp"
+#include "job_registry.hpp"
+#include "object_paths.hpp"
+#include "options.hpp"
+#include "storage/snapshots.hpp"
+
+#include "common/names.hpp"
+
+#include <fmt/format.h>
+#include <set>
+
+namespace vmstor::daemon {
+
+std::vector<std::string> snapshot_paths(const storage::VolumeState& volume) {
+    std::vector<std::string> paths;
+    std::set<std::string> names;
+    const std::string base = volume_path(volume.pool, volume.name) + "/snapshot/";
+    for (const storage::SnapshotState& snapshot : volume.snapshots) {
+        bool first = !snapshot.name.empty() && names.insert(snapshot.name).second;
+        paths.push_back(base +
+                        escape_path_segment(first ? snapshot.name : snapshot.name + "@" + snapshot.id));
+    }
+    return paths;
+}
+
+SnapshotObject::SnapshotObject(sdbus::IConnection& bus, std::string path, storage::StorageService& service,
+                               JobRegistry& jobs, Authorizer& authorizer, const storage::VolumeState& volume,
+                               const storage::SnapshotState& snapshot)
+    : AdaptorInterfaces(bus, std::move(path)), service_(service), jobs_(jobs), authorizer_(authorizer),
+      pool_(volume.pool), volume_(volume.name), image_path_(volume.path), snapshot_(snapshot) {
+    registerAdaptor();
+    emitInterfacesAddedSignal();
+}
+
+SnapshotObject::~SnapshotObject() {
+    emitInterfacesRemovedSignal();
+    unregisterAdaptor();
+}
+
+sdbus::ObjectPath SnapshotObject::Volume() {
+    return sdbus::ObjectPath(volume_path(pool_, volume_));
+}
+
+std::map<std::string, std::string> SnapshotObject::details() const {
+    return {{"pool", pool_}, {"volume", volume_}, {"snapshot", snapshot_.name}};
+}
+
+void SnapshotObject::change_image(sdbus::Result<>&& result,
+                                  std::function<void(const std::string& path)> change) {
+    auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+    jobs_.run_briefly(
+        image_path_, [path = image_path_, change = std::move(change)] { change(path); },
+        [reply, &service = service_, pool = pool_, volume = volume_](std::exception_ptr error) {
+            // This object may be gone after the re-read (a deleted snapshot): use only what was captured.
+            service.volume_file_changed(pool, volume);
+            if (error)
+                reply->returnError(to_dbus_error(error));
+            else
+                reply->returnResults();
+        });
+}
+
+void SnapshotObject::Revert(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Snapshot.Revert options", {});
+        authorizer_.require(getObject(), Action::ManageSnapshots, details());
+        const storage::VolumeState& volume = service_.volume(pool_, volume_);
+        service_.refuse_if_backing_others(volume, "revert to a snapshot");
+        spdlog::info("reverting volume '{}' of pool '{}' to snapshot '{}' (id {})", volume_, pool_,
+                     snapshot_.name, snapshot_.id);
+        change_image(std::move(result),
+                     [id = snapshot_.id](const std::string& path) { storage::revert_to_snapshot(path, id); });
+    });
+}
+
+void SnapshotObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Snapshot.Delete options", {});
+        authorizer_.require(getObject(), Action::ManageSnapshots, details());
+        spdlog::info("deleting snapshot '{}' (id {}) of volume '{}' of pool '{}'", snapshot_.name,
+                     snapshot_.id, volume_, pool_);
+        change_image(std::move(result),
+                     [id = snapshot_.id](const std::string& path) { storage::delete_snapshot_in(path, id); });
+    });
+}
+
+void SnapshotObject::CloneTo(sdbus::Result<sdbus::ObjectPath>&&, sdbus::ObjectPath, std::string,
+                             std::map<std::string, sdbus::Variant>) {
+    guarded([&] { throw vmstor::Error(ErrorCode::NotSupported, "Snapshot.CloneTo is not implemented yet"); });
+}
+
+} // namespace vmstor::daemon
