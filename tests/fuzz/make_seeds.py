@@ -40,6 +40,8 @@ WRITES = ["write -P 0x11 0 3k", "write -z 4k 1k", "write -P 0x22 6k 512", "disca
 OPEN_FINDINGS = {
     "backing-loop-self.qcow2": "a backing chain that names itself recurses until the stack overflows",
     "backing-unknown-format.qcow2": "an unknown backing format is refused without naming the image",
+    "feature-data-file-no-name-with-backing.qcow2":
+        "opened with its backing chain, a missing data-file name is InvalidArgument, not NotSupported",
 }
 
 
@@ -352,6 +354,8 @@ def build_features(s):
     set_extension(img, EXT_DATA_FILE, b"base.raw")
     s.keep("feature-data-file.qcow2", img)
     s.header("feature-data-file.qcow2", "feature-data-file-raw.qcow2", autoclear_features=2)
+    s.header("good-backing-raw.qcow2", "feature-data-file-no-name-with-backing.qcow2",
+             incompatible_features=lambda img: img.get("incompatible_features") | (1 << 2))
     img = s.variant("good-v3.qcow2", "feature-data-file-name-without-bit.qcow2")
     set_extension(img, EXT_DATA_FILE, b"base.raw")
     s.keep("feature-data-file-name-without-bit.qcow2", img)
