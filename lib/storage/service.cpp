@@ -266,6 +266,7 @@ void StorageService::sync_volumes(virStoragePoolPtr pool, const std::string& poo
         }
         VolumeState removed = std::move(it->second);
         it = known.erase(it);
+        image_stamps_.erase(removed.path);
         observer_.volume_removed(removed);
     }
 }
@@ -319,8 +320,10 @@ void StorageService::remove_volumes_of(const std::string& pool) {
         return;
     std::map<std::string, VolumeState> removed = std::move(it->second);
     volumes_.erase(it);
-    for (const auto& [name, volume] : removed)
+    for (const auto& [name, volume] : removed) {
+        image_stamps_.erase(volume.path);
         observer_.volume_removed(volume);
+    }
 }
 
 void StorageService::remove_pool(const std::string& name) {
