@@ -41,9 +41,9 @@ Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
                                 path));
     if (header_.incompatible_features & incompat_data_file) {
         if (!header_.data_file && (writable_ || options.open_backing))
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("Could not open '{}': 'data-file' is required for "
-                                    "this image",
+            throw Error(ErrorCode::NotSupported,
+                        fmt::format("Could not open '{}': 'data-file' is required for this image, and "
+                                    "external data files are not supported",
                                     path));
         if (writable_ || options.open_backing)
             throw Error(
