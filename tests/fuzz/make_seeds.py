@@ -40,8 +40,6 @@ WRITES = ["write -P 0x11 0 3k", "write -z 4k 1k", "write -P 0x22 6k 512", "disca
 OPEN_FINDINGS = {
     "backing-loop-self.qcow2": "a backing chain that names itself recurses until the stack overflows",
     "backing-unknown-format.qcow2": "an unknown backing format is refused without naming the image",
-    "feature-data-file-no-name-with-backing.qcow2":
-        "opened with its backing chain, a missing data-file name is InvalidArgument, not NotSupported",
 }
 
 
