@@ -1,5 +1,6 @@
 #include "authorizer.hpp"
 
+#include "caller.hpp"
 #include "common/error.hpp"
 
 #include <chrono>
@@ -15,8 +16,12 @@ namespace {
 constexpr const char* polkit_name = "org.freedesktop.PolicyKit1";
 constexpr const char* polkit_path = "/org/freedesktop/PolicyKit1/Authority";
 constexpr const char* polkit_interface = "org.freedesktop.PolicyKit1.Authority";
-// polkit answers at once when no interaction is asked for; this bounds a hung polkitd.
+// polkit answers at once when no interaction is asked for; this bounds a hung polkitd. With interaction it
+// waits for the user to authenticate with their agent: the call (and, for now, the main loop) waits too.
 constexpr std::chrono::seconds polkit_timeout{10};
+constexpr std::chrono::seconds interactive_timeout{120};
+// CheckAuthorization's flag AllowUserInteraction.
+constexpr std::uint32_t allow_user_interaction = 1;
 } // namespace
 
 std::string_view action_id(Action action) {
@@ -58,25 +63,32 @@ void Authorizer::require(const sdbus::IObject& object, Action action,
 
     sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>> subject{
         "system-bus-name", {{"name", sdbus::Variant(message->getSender())}}};
+    bool interactive = caller_allows_interaction(*message);
+    std::uint32_t flags = interactive ? allow_user_interaction : 0;
+    spdlog::debug("asking polkit whether {} (uid {}) may do {} for {}.{}, flags {}", message->getSender(),
+                  uid, id, message->getInterfaceName(), message->getMemberName(), flags);
     sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;
     try {
         polkit_->callMethod("CheckAuthorization")
             .onInterface(polkit_interface)
-            .withTimeout(polkit_timeout)
-            .withArguments(subject, id, details, std::uint32_t{0}, std::string())
+            .withTimeout(interactive ? interactive_timeout : polkit_timeout)
+            .withArguments(subject, id, details, flags, std::string())
             .storeResultsTo(result);
     } catch (const sdbus::Error& e) {
         if (!std::exchange(said_unreachable_, true))
-            spdlog::warn("polkit is not reachable ({}: {}); only root is allowed to call vmstord",
-                         e.getName(), e.getMessage());
-        throw refuse("polkit, which decides for callers other than root, is not reachable");
+            spdlog::warn("polkit did not answer ({}: {}); only root is allowed to call vmstord", e.getName(),
+                         e.getMessage());
+        throw refuse("polkit, which decides for callers other than root, did not answer");
     }
     said_unreachable_ = false;
     bool authorized = result.get<0>();
     bool challenge = result.get<1>();
     if (authorized)
         return;
-    throw refuse(challenge ? "would have to authenticate, which vmstord does not offer yet"
+    if (interactive)
+        throw refuse(challenge ? "did not authenticate" : "is not allowed it by the polkit rules");
+    throw refuse(challenge ? "would have to authenticate, and the call did not allow interactive "
+                             "authorization (or set auth.no_user_interaction)"
                            : "is not allowed it by the polkit rules");
 }
 

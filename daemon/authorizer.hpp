@@ -21,8 +21,9 @@ class Authorizer {
     explicit Authorizer(sdbus::IConnection& bus);
 
     /// @brief Throws NotAuthorized unless the sender of the message `object` is handling may do
-    /// `action`. Root is always allowed; when polkit is not reachable, only root is (logged once).
-    /// Interactive authentication is not offered yet: a caller polkit would challenge is refused.
+    /// `action`. Root is always allowed; when polkit does not answer, only root is (logged once).
+    /// polkit may ask the user to authenticate only when the message allows interactive authorization
+    /// and its options do not set auth.no_user_interaction.
     void require(const sdbus::IObject& object, Action action,
                  const std::map<std::string, std::string>& details);
 

@@ -1,9 +1,65 @@
 #include "caller.hpp"
 
+#include <cstring>
 #include <sdbus-c++/Error.h>
-#include <sdbus-c++/Message.h>
+#include <string_view>
+#include <systemd/sd-bus.h>
 
 namespace vmstor::daemon {
+
+namespace {
+
+// sdbus-c++ 1.2 exposes neither the message's flags nor a way to skip arguments of any type: reach the
+// sd_bus_message it wraps through a pointer to its protected member.
+struct MessageAccess : sdbus::Message {
+    static void* raw(const sdbus::Message& message) { return message.*(&MessageAccess::msg_); }
+};
+
+/// @brief Reads the bool auth.no_user_interaction from the a{sv} at the read position, if present.
+bool read_no_user_interaction(sd_bus_message* m) {
+    bool found = false;
+    if (sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sv}") <= 0)
+        return false;
+    while (sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv") > 0) {
+        const char* key = nullptr;
+        if (sd_bus_message_read_basic(m, SD_BUS_TYPE_STRING, &key) < 0)
+            break;
+        int value = 0;
+        if (std::string_view(key) == "auth.no_user_interaction" &&
+            sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, "b") > 0) {
+            if (sd_bus_message_read_basic(m, SD_BUS_TYPE_BOOLEAN, &value) >= 0)
+                found = value != 0;
+            sd_bus_message_exit_container(m);
+        } else if (sd_bus_message_skip(m, "v") < 0) {
+            break;
+        }
+        sd_bus_message_exit_container(m);
+    }
+    return found;
+}
+
+/// @brief Whether the message's last argument is an a{sv} that sets auth.no_user_interaction to true.
+/// The handler has read its arguments already: this rewinds and reads the message again.
+bool options_forbid_interaction(sd_bus_message* m) {
+    if (sd_bus_message_rewind(m, 1) < 0)
+        return false;
+    int count = 0;
+    while (sd_bus_message_skip(m, nullptr) > 0)
+        ++count;
+    if (count == 0 || sd_bus_message_rewind(m, 1) < 0)
+        return false;
+    for (int i = 0; i + 1 < count; ++i)
+        if (sd_bus_message_skip(m, nullptr) <= 0)
+            return false;
+    char type = 0;
+    const char* contents = nullptr;
+    if (sd_bus_message_peek_type(m, &type, &contents) <= 0 || type != SD_BUS_TYPE_ARRAY || !contents ||
+        std::strcmp(contents, "{sv}") != 0)
+        return false;
+    return read_no_user_interaction(m);
+}
+
+} // namespace
 
 std::uint32_t caller_uid(const sdbus::IObject& object) {
     const sdbus::Message* message = object.getCurrentlyProcessedMessage();
@@ -14,6 +70,13 @@ std::uint32_t caller_uid(const sdbus::IObject& object) {
     } catch (const sdbus::Error&) {
         return UINT32_MAX;
     }
+}
+
+bool caller_allows_interaction(const sdbus::Message& message) {
+    auto* m = static_cast<sd_bus_message*>(MessageAccess::raw(message));
+    if (!m || sd_bus_message_get_allow_interactive_authorization(m) <= 0)
+        return false;
+    return !options_forbid_interaction(m);
 }
 
 } // namespace vmstor::daemon
