@@ -164,6 +164,10 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
         request.permissions.owner = opts.u32("owner");
         request.permissions.group = opts.u32("group");
         service_.check_volume_request(request);
+        if (opts.signature("backing") == "s")
+            check_backing_path(service_, request.backing_path, state().target_path, [&] {
+                authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}, {"volume", name}});
+            });
 
         if (!service_.writes_files(name_)) {
             const storage::VolumeState& created = service_.create_volume(request);

@@ -5,6 +5,8 @@
 #include "storage/image_jobs.hpp"
 #include "storage/image_lock.hpp"
 
+#include <cstdlib>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <memory>
 #include <optional>
@@ -111,7 +113,55 @@ JobSpec volume_job(storage::StorageService* service, const storage::VolumeState&
     return spec;
 }
 
+/// @brief The path with every symlink, `.` and `..` resolved; nullopt when it does not exist.
+std::optional<std::string> canonical(const std::string& path) {
+    std::unique_ptr<char, decltype(&std::free)> resolved(::realpath(path.c_str(), nullptr), &std::free);
+    if (!resolved)
+        return std::nullopt;
+    return std::string(resolved.get());
+}
+
+bool inside_a_pool(const storage::StorageService& service, const std::string& resolved) {
+    for (const auto& [name, pool] : service.pools()) {
+        if (pool.target_path.empty())
+            continue;
+        auto root = canonical(pool.target_path);
+        if (root && resolved.size() > root->size() && resolved.starts_with(*root) &&
+            (root->back() == '/' || resolved[root->size()] == '/'))
+            return true;
+    }
+    return false;
+}
+
 } // namespace
+
+void check_volume_file(storage::StorageService& service, const storage::VolumeState& volume) {
+    if (service.writes_files(volume.pool))
+        storage::VolumeFile(volume.path, O_RDONLY);
+}
+
+void check_backing_path(const storage::StorageService& service, const std::string& backing,
+                        const std::string& base_dir, const RequireManagePools& require_manage_pools) {
+    std::string path = backing.starts_with('/') ? backing : base_dir + "/" + backing;
+    auto resolved = canonical(path);
+    if (!resolved)
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("the backing file '{}' does not exist", path));
+    if (inside_a_pool(service, *resolved))
+        return;
+    std::string why = fmt::format("the backing file '{}' ({}) is outside every pool's target directory, "
+                                  "which needs the polkit action org.vmstor.storage1.manage-pools",
+                                  path, *resolved);
+    if (!require_manage_pools)
+        throw vmstor::Error(ErrorCode::NotAuthorized, why);
+    try {
+        require_manage_pools();
+    } catch (const vmstor::Error& e) {
+        if (e.code() != ErrorCode::NotAuthorized)
+            throw;
+        throw vmstor::Error(ErrorCode::NotAuthorized, fmt::format("{}: {}", why, e.what()));
+    }
+}
 
 std::vector<OptionSpec> copy_option_keys() {
     return JobOptions::keys_with(
@@ -126,6 +176,7 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
                         const std::string& target_pool, const std::string& name, const Options& options,
                         std::string operation) {
     require_engine_format(source, "copy");
+    check_volume_file(service, source);
     // Checked before the target file exists, so that a bad option leaves nothing behind.
     storage::ImageTarget target = read_target(options, source.format, "");
     target.path = service.new_volume_file(target_pool, name);
@@ -147,6 +198,7 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
 JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                         const Options& options) {
     require_engine_format(volume, "wipe");
+    check_volume_file(service, volume);
     if (auto algorithm = options.text("algorithm"); algorithm && *algorithm != "zero")
         throw vmstor::Error(ErrorCode::NotSupported,
                             fmt::format("cannot wipe volume '{}': algorithm '{}' is not supported; 'zero' is",
@@ -162,6 +214,7 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
 JobSpec upload_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                           sdbus::UnixFd fd, const Options& options) {
     require_engine_format(volume, "upload into");
+    check_volume_file(service, volume);
     refuse_if_locked(volume, "upload into");
     storage::StreamRange range = stream_range(volume, options, "Volume.Upload");
     JobSpec spec = volume_job(&service, volume, "volume-upload");
@@ -213,13 +266,14 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
     spec.files = {target.path};
     spec.work = [stream, target, size, range](storage::JobContext& context) {
         try {
+            storage::VolumeFile file(target.path, O_RDWR); // the engine writes this file, whatever the name
             qcow2::CreateOptions create;
             create.format = qcow2::parse_format(target.format);
             create.size = size;
             if (target.cluster_size)
                 create.cluster_size = *target.cluster_size;
-            qcow2::create_image(target.path, create);
-            storage::upload_into_image(stream->get(), target.path, target.format, range, context);
+            qcow2::create_image(file.engine_path(), create);
+            storage::upload_into_image(stream->get(), file.engine_path(), target.format, range, context);
         } catch (...) {
             ::unlink(target.path.c_str());
             throw;
@@ -266,6 +320,7 @@ JobSpec commit_volume_job(storage::StorageService& service, const storage::Volum
             ErrorCode::NotSupported,
             fmt::format("cannot commit volume '{}': its backing file '{}' has no recorded format",
                         overlay.name, base_path));
+    check_volume_file(service, overlay);
     refuse_if_locked(overlay, "commit");
     refuse_if_file_locked(base_path, fmt::format("commit volume '{}'", overlay.name));
     JobSpec spec;
@@ -285,7 +340,8 @@ JobSpec commit_volume_job(storage::StorageService& service, const storage::Volum
 }
 
 JobSpec rebase_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
-                          const std::string& backing, const Options& options) {
+                          const std::string& backing, const Options& options,
+                          const RequireManagePools& require_manage_pools) {
     if (volume.format != "qcow2")
         throw vmstor::Error(
             ErrorCode::InvalidArgument,
@@ -316,6 +372,15 @@ JobSpec rebase_volume_job(storage::StorageService& service, const storage::Volum
     if (backing_path == volume.path)
         throw vmstor::Error(ErrorCode::InvalidArgument,
                             fmt::format("cannot rebase volume '{}' onto itself", volume.name));
+    if (!backing_path.empty()) {
+        try {
+            check_backing_path(service, backing_path, "", require_manage_pools);
+        } catch (const vmstor::Error& e) {
+            throw vmstor::Error(e.code(),
+                                fmt::format("cannot rebase volume '{}': {}", volume.name, e.what()));
+        }
+    }
+    check_volume_file(service, volume);
     refuse_if_locked(volume, "rebase");
     JobSpec spec = volume_job(&service, volume, "volume-rebase");
     spec.work = [path = volume.path, backing_path, backing_format,

@@ -7,11 +7,24 @@
 #include "storage/service.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <sdbus-c++/Types.h>
 #include <string>
 #include <vector>
 
 namespace vmstor::daemon {
+
+/// @brief Throws NotAuthorized unless the caller may do something that needs manage-pools.
+using RequireManagePools = std::function<void()>;
+
+/// @brief Refuses (NotAuthorized) a volume of a pool with a directory whose file is a symlink, a hard
+/// link or not a regular file: vmstord opens volume files only beneath their pool directory.
+void check_volume_file(storage::StorageService& service, const storage::VolumeState& volume);
+
+/// @brief Refuses a backing file outside every pool's target directory (after resolving symlinks and
+/// `..`; a relative `backing` is taken from `base_dir`) unless `require_manage_pools` lets the caller.
+void check_backing_path(const storage::StorageService& service, const std::string& backing,
+                        const std::string& base_dir, const RequireManagePools& require_manage_pools);
 
 /// @brief The option keys of a copy (Pool.CloneVolume, Volume.Convert), the job options included.
 std::vector<OptionSpec> copy_option_keys();
@@ -36,9 +49,11 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
 /// @brief Volume.Commit: merge this qcow2 overlay into its backing file.
 JobSpec commit_volume_job(storage::StorageService& service, const storage::VolumeState& overlay,
                           const Options& options);
-/// @brief Volume.Rebase: put this qcow2 volume on another backing file (or none).
+/// @brief Volume.Rebase: put this qcow2 volume on another backing file (or none). A backing file
+/// outside every pool needs `require_manage_pools`; without it, such a file is always refused.
 JobSpec rebase_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
-                          const std::string& backing, const Options& options);
+                          const std::string& backing, const Options& options,
+                          const RequireManagePools& require_manage_pools = {});
 /// @brief Pool.Build.
 JobSpec build_pool_job(storage::StorageService& service, const std::string& pool);
 

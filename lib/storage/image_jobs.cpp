@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
 
@@ -68,10 +71,84 @@ void write_fully(int fd, std::span<const std::byte> data) {
     }
 }
 
+/// @brief openat2 beneath `dir_fd` without following any symlink; -1 with errno on failure.
+int open_beneath(int dir_fd, const std::string& name, int flags, mode_t mode) {
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    do
+        fd = ::syscall(SYS_openat2, dir_fd, name.c_str(), &how, sizeof how);
+    while (fd < 0 && errno == EINTR);
+    return static_cast<int>(fd);
+}
+
+std::pair<std::string, std::string> split_path(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos || slash + 1 == path.size())
+        throw vmstor::Error(ErrorCode::InvalidArgument,
+                            fmt::format("'{}' is not a path to a volume file", path));
+    return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
 } // namespace
+
+VolumeFile::VolumeFile(const std::string& path, int flags)
+    : VolumeFile(split_path(path).first, split_path(path).second, flags) {}
+
+VolumeFile VolumeFile::create(const std::string& dir, const std::string& name) {
+    return VolumeFile(dir, name, O_RDWR | O_CREAT | O_EXCL);
+}
+
+VolumeFile::VolumeFile(std::string dir, std::string name, int flags) : path_(dir + "/" + name) {
+    int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0)
+        throw system_error(errno, fmt::format("cannot open the pool directory '{}'", dir));
+    fd_ = open_beneath(dir_fd, name, flags, 0600);
+    int err = errno;
+    ::close(dir_fd);
+    auto refuse = [&](const std::string& why) {
+        if (fd_ >= 0)
+            ::close(fd_);
+        return vmstor::Error(ErrorCode::NotAuthorized,
+                             fmt::format("vmstord does not use '{}': {}", path_, why));
+    };
+    if (fd_ < 0) {
+        if (err == ELOOP)
+            throw refuse("it is a symbolic link (which could lead outside the pool directory)");
+        if (err == EXDEV)
+            throw refuse("it is not inside the pool directory");
+        if (err == EEXIST)
+            throw vmstor::Error(ErrorCode::AlreadyExists,
+                                fmt::format("'{}' exists (made by another job or by hand)", path_));
+        throw system_error(err, fmt::format("cannot open '{}'", path_));
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) < 0)
+        throw system_error(errno, fmt::format("cannot read the status of '{}'", path_));
+    if (!S_ISREG(st.st_mode))
+        throw refuse("it is not a regular file");
+    // A second name for a file elsewhere (a hard link) would let a write reach outside the pool.
+    if (st.st_nlink != 1)
+        throw refuse(fmt::format("it has {} hard links", st.st_nlink));
+}
+
+VolumeFile::~VolumeFile() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+VolumeFile::VolumeFile(VolumeFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+std::string VolumeFile::engine_path() const {
+    return fmt::format("/proc/self/fd/{}", fd_);
+}
 
 void create_image_file(const std::string& path, const CreateVolumeRequest& request) {
     try {
+        VolumeFile file(path, O_RDWR);
         qcow2::CreateOptions options;
         options.format = qcow2::parse_format(request.format);
         options.size = request.capacity;
@@ -87,13 +164,13 @@ void create_image_file(const std::string& path, const CreateVolumeRequest& reque
             options.backing_file = request.backing_path;
             options.backing_format = request.backing_format;
         }
-        qcow2::create_image(path, options);
+        qcow2::create_image(file.engine_path(), options);
         const virt::Permissions& permissions = request.permissions;
-        if (permissions.mode && ::chmod(path.c_str(), *permissions.mode) < 0)
+        if (permissions.mode && ::fchmod(file.fd(), *permissions.mode) < 0)
             throw system_error(errno, fmt::format("cannot set the mode of '{}'", path));
         if ((permissions.owner || permissions.group) &&
-            ::chown(path.c_str(), permissions.owner ? *permissions.owner : static_cast<uid_t>(-1),
-                    permissions.group ? *permissions.group : static_cast<gid_t>(-1)) < 0)
+            ::fchown(file.fd(), permissions.owner ? *permissions.owner : static_cast<uid_t>(-1),
+                     permissions.group ? *permissions.group : static_cast<gid_t>(-1)) < 0)
             throw system_error(errno, fmt::format("cannot set the owner of '{}'", path));
     } catch (...) {
         ::unlink(path.c_str());
@@ -104,6 +181,7 @@ void create_image_file(const std::string& path, const CreateVolumeRequest& reque
 void convert_image_file(const std::string& source_path, const std::string& source_format,
                         const ImageTarget& target, JobContext& context) {
     try {
+        VolumeFile out(target.path, O_RDWR);
         auto source = open_image(source_path, source_format, false);
         std::uint64_t size = source->virtual_size();
         context.set_total(size);
@@ -117,7 +195,7 @@ void convert_image_file(const std::string& source_path, const std::string& sourc
         options.progress = [&](double percent) {
             context.set_done(static_cast<std::uint64_t>(percent / 100.0 * static_cast<double>(size)));
         };
-        qcow2::convert_image(*source, target.path, options);
+        qcow2::convert_image(*source, out.engine_path(), options);
         context.set_done(size);
     } catch (...) {
         ::unlink(target.path.c_str()); // no half-written volume is left behind

@@ -13,6 +13,34 @@
 
 namespace vmstor::storage {
 
+/// @brief A volume file opened beneath its pool directory with openat2(RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS) and O_NOFOLLOW, so that neither a symlink nor `..` leads outside; a symlink or
+/// anything but a regular file is refused (NotAuthorized). The engine reaches a file vmstord creates
+/// through engine_path() (/proc/self/fd/N), so that a name swapped after the check cannot redirect it.
+class VolumeFile {
+  public:
+    /// @brief Opens the existing file `path` (pool directory + volume name) with `flags` (O_RDONLY, O_RDWR).
+    VolumeFile(const std::string& path, int flags);
+    /// @brief Creates `name` in the pool directory `dir` (O_EXCL: AlreadyExists when the name is taken).
+    static VolumeFile create(const std::string& dir, const std::string& name);
+    ~VolumeFile();
+    VolumeFile(VolumeFile&& other) noexcept;
+    VolumeFile(const VolumeFile&) = delete;
+    VolumeFile& operator=(const VolumeFile&) = delete;
+    VolumeFile& operator=(VolumeFile&&) = delete;
+
+    const std::string& path() const { return path_; }
+    int fd() const { return fd_; }
+    /// @brief /proc/self/fd/N: the opened file itself, whatever its name points at by now.
+    std::string engine_path() const;
+
+  private:
+    VolumeFile(std::string dir, std::string name, int flags);
+
+    std::string path_;
+    int fd_ = -1;
+};
+
 struct ImageTarget {
     std::string path;
     std::string format = "qcow2";              ///< raw or qcow2

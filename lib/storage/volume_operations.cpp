@@ -2,14 +2,12 @@
 // changes nothing.
 #include "common/names.hpp"
 #include "common/size.hpp"
+#include "image_jobs.hpp"
 #include "libvirt_reads.hpp"
 #include "service.hpp"
 #include "virt/errors.hpp"
 
-#include <cerrno>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 namespace vmstor::storage {
 
@@ -178,17 +176,12 @@ std::string StorageService::new_volume_file(const std::string& pool_name, const 
                         state.type));
     if (volumes(pool_name).contains(name))
         throw refuse(ErrorCode::AlreadyExists, "it exists");
-    std::string path = state.target_path + "/" + name;
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            throw refuse(ErrorCode::AlreadyExists,
-                         fmt::format("'{}' exists (made by another job or by hand)", path));
-        throw system_error(
-            errno, fmt::format("cannot create volume '{}' in pool '{}' at '{}'", name, pool_name, path));
+    // Created beneath the pool directory, never through a symlink: see VolumeFile.
+    try {
+        return VolumeFile::create(state.target_path, name).path();
+    } catch (const vmstor::Error& e) {
+        throw refuse(e.code(), e.what());
     }
-    ::close(fd);
-    return path;
 }
 
 std::pair<std::string, std::string> StorageService::lookup_volume_by_path(const std::string& path) {
