@@ -45,10 +45,9 @@ def run(command, shown=None):
     return result.returncode, result.stdout
 
 
-def report_failure(output, artifacts):
+def report_failure(output, artifacts, before):
     print(output[-20000:])
-    found = sorted(os.listdir(artifacts)) if os.path.isdir(artifacts) else []
-    for name in found:
+    for name in sorted(set(os.listdir(artifacts)) - before):
         print(f"fuzz: failing input kept as {os.path.join(artifacts, name)}")
     return 1
 
@@ -58,7 +57,7 @@ def seeds(corpus):
     return [path for path in files if os.path.isfile(path)]
 
 
-def replay(args, artifacts):
+def replay(args, artifacts, before):
     files = seeds(args.corpus)
     if not files:
         print(f"fuzz: no seeds in {args.corpus}")
@@ -68,13 +67,13 @@ def replay(args, artifacts):
     executed = len(re.findall(r"^Executed .* in \d+ ms$", output, re.MULTILINE))
     if rc != 0 or executed != len(files):
         print(f"fuzz: replay failed (exit {rc}, {executed} of {len(files)} seeds executed)")
-        return report_failure(output, artifacts)
+        return report_failure(output, artifacts, before)
     print(f"fuzz: {executed} seeds replayed, each refused cleanly or read through; no crash, leak or "
           f"allocation above {MALLOC_LIMIT_MB} MiB")
     return 0
 
 
-def fuzz(args, artifacts):
+def fuzz(args, artifacts, before):
     start = len(seeds(args.corpus))
     with tempfile.TemporaryDirectory(prefix="corpus-", dir=args.work) as scratch:
         for path in seeds(args.corpus):
@@ -85,7 +84,7 @@ def fuzz(args, artifacts):
     done = re.search(r"^Done (\d+) runs in (\d+) second", output, re.MULTILINE)
     if rc != 0 or not done:
         print(f"fuzz: fuzzing failed (exit {rc})")
-        return report_failure(output, artifacts)
+        return report_failure(output, artifacts, before)
     runs, seconds = int(done.group(1)), max(1, int(done.group(2)))
     coverage = re.findall(r"cov: (\d+) ft: (\d+)", output)
     edges = f", {coverage[-1][0]} edges covered" if coverage else ""
@@ -105,7 +104,8 @@ def main():
     args = parser.parse_args()
     artifacts = os.path.join(args.work, "artifacts")
     os.makedirs(artifacts, exist_ok=True)
-    return replay(args, artifacts) if args.mode == "replay" else fuzz(args, artifacts)
+    before = set(os.listdir(artifacts))  # inputs kept by earlier runs
+    return (replay if args.mode == "replay" else fuzz)(args, artifacts, before)
 
 
 if __name__ == "__main__":
