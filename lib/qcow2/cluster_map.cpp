@@ -118,8 +118,12 @@ void Qcow2Image::prepare_l2_table(std::uint64_t guest_cluster) {
     ordered_sync();
     l1_[l1_index] = new_table | oflag_copied;
     write_l1_entry(l1_index);
-    if (old_table != 0)
+    if (old_table != 0) {
+        // The shared table loses a reference only once the L1 entry no longer points at it on disk;
+        // else a crash could leave it referenced twice with refcount 1.
+        ordered_sync();
         change_refcount(old_table / cluster, -1);
+    }
 }
 
 } // namespace vmstor::qcow2

@@ -123,10 +123,11 @@ void commit_image(Image& overlay, const CommitOptions& options) {
     base->flush();
     base.reset();
     // Only once the base holds the data on disk may the overlay let go of it.
-    if (options.empty_overlay)
-        top.make_empty();
+    if (!options.empty_overlay)
+        return; // reads still find the committed ranges in the overlay, never in the base
+    top.make_empty();
     // The overlay's own view of the backing file caches tables from before the commit: open it again
-    // (the header is rewritten unchanged), or copy-on-write would read the old backing data.
+    // (the header is rewritten unchanged), or reads and copy-on-write would find the old backing data.
     if (top.backing())
         top.set_backing_file(header.backing_file, header.backing_format, true);
 }
