@@ -81,7 +81,15 @@ int open_beneath(int dir_fd, const std::string& name, int flags, mode_t mode) {
     do
         fd = ::syscall(SYS_openat2, dir_fd, name.c_str(), &how, sizeof how);
     while (fd < 0 && errno == EINTR);
-    return static_cast<int>(fd);
+    if (fd >= 0 || errno != ENOSYS)
+        return static_cast<int>(fd);
+    // No openat2 (a kernel before 5.6, valgrind): for one path component, openat with O_NOFOLLOW is the
+    // same, so anything else is refused as openat2 would refuse it.
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+        errno = EXDEV;
+        return -1;
+    }
+    return ::openat(dir_fd, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
 }
 
 std::pair<std::string, std::string> split_path(const std::string& path) {
@@ -125,8 +133,11 @@ VolumeFile::VolumeFile(std::string dir, std::string name, int flags) : path_(dir
         throw system_error(err, fmt::format("cannot open '{}'", path_));
     }
     struct stat st {};
-    if (::fstat(fd_, &st) < 0)
-        throw system_error(errno, fmt::format("cannot read the status of '{}'", path_));
+    if (::fstat(fd_, &st) < 0) {
+        err = errno;
+        ::close(fd_);
+        throw system_error(err, fmt::format("cannot read the status of '{}'", path_));
+    }
     if (!S_ISREG(st.st_mode))
         throw refuse("it is not a regular file");
     // A second name for a file elsewhere (a hard link) would let a write reach outside the pool.
