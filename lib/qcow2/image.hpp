@@ -36,6 +36,8 @@ struct OpenOptions {
     bool for_repair = false;
     /// Upper bound of the L2 slice cache in bytes (QEMU's default maximum is 32 MiB).
     std::uint64_t l2_cache_max_bytes = 32ull << 20;
+    /// How many backing files may still be opened below this image: a chain that loops ends there.
+    unsigned max_backing_depth = 64;
     /// Open (read-only, qcow2 only) the guest data as it was at this internal snapshot, found by id
     /// first, then by name (qemu-img convert -l).
     std::optional<std::string> snapshot = std::nullopt;

@@ -134,12 +134,22 @@ void Qcow2Image::load_tables() {
 void Qcow2Image::open_backing(const OpenOptions& options) {
     if (header_.backing_file.empty())
         return;
+    if (options.max_backing_depth == 0)
+        throw Error(ErrorCode::Corrupt,
+                    fmt::format("'{}': the backing chain is longer than {} images (a loop?) at '{}'",
+                                file_.path(), OpenOptions{}.max_backing_depth, header_.backing_file));
     OpenOptions backing_options;
     backing_options.writable = false;
     backing_options.require_backing_format = options.require_backing_format;
     backing_options.l2_cache_max_bytes = options.l2_cache_max_bytes;
+    backing_options.max_backing_depth = options.max_backing_depth - 1;
     if (header_.backing_format) {
-        backing_options.format = parse_format(*header_.backing_format);
+        try {
+            backing_options.format = parse_format(*header_.backing_format);
+        } catch (const Error& e) {
+            throw Error(e.code(), fmt::format("'{}': backing file '{}': {}", file_.path(),
+                                              header_.backing_file, e.what()));
+        }
     } else if (options.require_backing_format) {
         throw Error(ErrorCode::NotSupported,
                     fmt::format("'{}': the backing file '{}' has no recorded format; refusing to probe it",

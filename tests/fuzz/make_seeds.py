@@ -37,10 +37,7 @@ WRITES = ["write -P 0x11 0 3k", "write -z 4k 1k", "write -P 0x22 6k 512", "disca
 
 # Seeds that reproduce engine bugs not fixed yet: left out of the committed corpus (an open crash would
 # fail the suite) and written only with --with-open. Remove a name once its bug is fixed.
-OPEN_FINDINGS = {
-    "backing-loop-self.qcow2": "a backing chain that names itself recurses until the stack overflows",
-    "backing-unknown-format.qcow2": "an unknown backing format is refused without naming the image",
-}
+OPEN_FINDINGS = {}
 
 
 class Seeds(Corpus):

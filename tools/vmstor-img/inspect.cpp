@@ -7,8 +7,10 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fmt/format.h>
 #include <getopt.h>
+#include <set>
 
 namespace vmstor::img {
 
@@ -93,7 +95,13 @@ int cmd_info(int argc, char** argv) {
     std::string path = argv[optind];
     Json list = Json::array();
     bool first = true;
+    std::set<std::string> seen;
     while (true) {
+        std::error_code ignored;
+        std::string canonical = std::filesystem::weakly_canonical(path, ignored).string();
+        if (!seen.insert(canonical.empty() ? path : canonical).second ||
+            seen.size() > qcow2::OpenOptions{}.max_backing_depth)
+            throw Error(ErrorCode::Corrupt, fmt::format("Backing file '{}' creates an infinite loop.", path));
         // info never opens a backing file itself: each element of the chain is opened on its own.
         auto image = open_image(path, format, false);
         qcow2::ImageInfo info = image->info();
