@@ -28,4 +28,16 @@ template <typename Body> decltype(auto) guarded(Body&& body) {
     }
 }
 
+/// @brief For destructors, which must not throw: runs `step` and logs what it throws (at shutdown the bus
+/// may already refuse a signal).
+template <typename Step> void without_throwing(std::string_view what, Step&& step) noexcept {
+    try {
+        std::forward<Step>(step)();
+    } catch (const std::exception& e) {
+        spdlog::debug("{}: {}", what, e.what());
+    } catch (...) {
+        spdlog::debug("{}: unknown failure", what);
+    }
+}
+
 } // namespace vmstor::daemon

@@ -39,8 +39,10 @@ JobObject::JobObject(sdbus::IConnection& bus, std::string path, const JobSpec& s
 
 JobObject::~JobObject() {
     for (auto& waiter : waiters_)
-        waiter.returnError(to_dbus_error(vmstor::Error(ErrorCode::Cancelled, "vmstord is stopping")));
-    emitInterfacesRemovedSignal();
+        without_throwing("a waiting reply", [&] {
+            waiter.returnError(to_dbus_error(vmstor::Error(ErrorCode::Cancelled, "vmstord is stopping")));
+        });
+    without_throwing("InterfacesRemoved", [this] { emitInterfacesRemovedSignal(); });
     unregisterAdaptor();
 }
 

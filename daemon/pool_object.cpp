@@ -48,7 +48,7 @@ PoolObject::PoolObject(sdbus::IConnection& bus, storage::StorageService& service
 }
 
 PoolObject::~PoolObject() {
-    emitInterfacesRemovedSignal();
+    without_throwing("InterfacesRemoved", [this] { emitInterfacesRemovedSignal(); });
     unregisterAdaptor();
 }
 

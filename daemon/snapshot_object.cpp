@@ -36,7 +36,7 @@ SnapshotObject::SnapshotObject(sdbus::IConnection& bus, std::string path, storag
 }
 
 SnapshotObject::~SnapshotObject() {
-    emitInterfacesRemovedSignal();
+    without_throwing("InterfacesRemoved", [this] { emitInterfacesRemovedSignal(); });
     unregisterAdaptor();
 }
 

@@ -51,7 +51,7 @@ VolumeObject::VolumeObject(sdbus::IConnection& bus, storage::StorageService& ser
 }
 
 VolumeObject::~VolumeObject() {
-    emitInterfacesRemovedSignal();
+    without_throwing("InterfacesRemoved", [this] { emitInterfacesRemovedSignal(); });
     unregisterAdaptor();
 }
 

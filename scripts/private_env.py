@@ -288,15 +288,16 @@ class PrivateEnv:
         return asked.returncode == 0 and asked.stdout.split()[-1:] == ["true"]
 
     # vmstord ------------------------------------------------------------------------------------
-    def start_vmstord(self, vmstord, stderr=None, extra_args=(), extra_env=None, wait=True):
-        """Runs vmstord as the account; stderr None means its log goes to vmstord.log."""
+    def start_vmstord(self, vmstord, stderr=None, extra_args=(), extra_env=None, wait=True, wrapper=()):
+        """Runs vmstord as the account; stderr None means its log goes to vmstord.log. `wrapper` is a
+        command line to run it under (valgrind); such a vmstord is stopped through its process, not by name."""
         vmstord = os.path.abspath(vmstord)
         if not account_can_reach(self.user, vmstord):
             # A build tree the account cannot enter (under /root, say): run a copy from the state directory.
             os.makedirs(self.path("bin"), exist_ok=True)
             vmstord = shutil.copy2(vmstord, self.path("bin", "vmstord"))
             os.chmod(vmstord, 0o755)
-        argv = [vmstord, "--connect", self.uri, "--verbose", *extra_args]
+        argv = [*wrapper, vmstord, "--connect", self.uri, "--verbose", *extra_args]
         env = self.account_env(DBUS_SYSTEM_BUS_ADDRESS=self.bus_address, **(extra_env or {}))
         if stderr is None:
             with open(self.path("vmstord.log"), "ab") as log:
@@ -319,6 +320,8 @@ class PrivateEnv:
 
     def stop_vmstord(self):
         kill_by_pidfile(self.path("vmstord.pid"), "vmstord")
+        if self.vmstord_process is not None and self.vmstord_process.poll() is None:
+            self.vmstord_process.send_signal(signal.SIGTERM)  # one started under a wrapper
         if self.vmstord_process is not None:
             try:
                 self.vmstord_process.wait(STOP_TIMEOUT)
