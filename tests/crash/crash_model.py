@@ -24,6 +24,7 @@ class Model:
         self.maybe_snapshots = set()  # created or deleted, not acknowledged
         self.converts = {}  # target name -> (size, contents) once returned
         self.started_converts = []
+        self.committed = False  # a commit was started (the base image was written)
         self.issued = None  # the line of the operation in progress
         self.crashed = False
         self.error = None
@@ -66,6 +67,7 @@ class Model:
             self.snapshots.pop(word[1], None)
             self.issued = line
         elif kind == "C":
+            self.committed = True
             # The overlay's guest view stays; a snapshot's unallocated clusters now read what was
             # committed into the backing file, so its contents are no longer known exactly.
             self.snapshots = {n: (z, c, True) for n, (z, c, _) in self.snapshots.items()}

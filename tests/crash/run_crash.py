@@ -7,6 +7,10 @@ writes dropped (`powerloss`), by an EIO at the N-th write or sync after which th
 (leaks are repaired with -r leaks and must then be gone) and the guest data, snapshots and convert targets
 acknowledged before the crash must read back as written (qemu-img convert to raw).
 
+Not checked: a convert target whose convert did not return (like qemu-img convert's, it is built without
+ordering syncs and is not an image until convert returns). Allowed, counted and repaired: OFLAG_COPIED
+mismatches left by a crash inside snapshot create/delete (see check_image).
+
 usage: run_crash.py CRASH_DRIVER [--seeds N] [--seed S --point KIND:N]   (a failure prints its reproducer)
 """
 import argparse
@@ -18,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crash_model import Model, check_exact  # noqa: E402
 
 BASE_SEED = 20261122
-STEPS = 60
+STEPS = 45
 SIZE = 8 << 20
 # The base image's initial guest data, written by qemu-io.
 INITIAL = [(0, 3 << 20, 0x11), (5 << 20, 1 << 20, 0x22)]
@@ -59,11 +64,21 @@ def make_template(directory, seed):
 
 
 class Stats:
+    """Counters shared by the worker threads."""
+
     def __init__(self):
         self.points = {}
         self.leaky_images = 0
         self.leaked_clusters = 0
         self.copied_flag_images = 0
+        self.lock = threading.Lock()
+
+    def add(self, counter, n=1):
+        with self.lock:
+            if counter in ("leaky_images", "leaked_clusters", "copied_flag_images"):
+                setattr(self, counter, getattr(self, counter) + n)
+            else:
+                self.points[counter] = self.points.get(counter, 0) + n
 
 
 def copied_flags_only(check):
@@ -82,7 +97,7 @@ def check_image(path, stats, clean=False, in_snapshot_op=False):
     name = os.path.basename(path)
     r = run(["qemu-img", "check", "-f", "qcow2", "--output=json", path])
     if r.returncode == 2 and in_snapshot_op and copied_flags_only(r):
-        stats.copied_flag_images += 1
+        stats.add("copied_flag_images")
         fixed = run(["qemu-img", "check", "-q", "-f", "qcow2", "-r", "all", path])
         again = run(["qemu-img", "check", "-f", "qcow2", path])
         if fixed.returncode != 0 or again.returncode != 0:
@@ -96,8 +111,8 @@ def check_image(path, stats, clean=False, in_snapshot_op=False):
         return None
     if clean:
         return f"{os.path.basename(path)}: {leaks} leaked clusters in an image that was completed"
-    stats.leaky_images += 1
-    stats.leaked_clusters += leaks
+    stats.add("leaky_images")
+    stats.add("leaked_clusters", leaks)
     r = run(["qemu-img", "check", "-q", "-f", "qcow2", "-r", "leaks", path])
     if r.returncode != 0:
         return f"qemu-img check -r leaks {os.path.basename(path)}: exit {r.returncode}: {r.stderr.decode()}"
@@ -123,13 +138,16 @@ def verify(directory, model, stats):
     """Everything a crash may not break; returns the first problem or None."""
     disk = os.path.join(directory, "disk.qcow2")
     in_snapshot_op = (model.issued or "").startswith(("SC ", "SD "))
-    problem = check_image(disk, stats, in_snapshot_op=in_snapshot_op) or \
-        check_image(os.path.join(directory, "base.qcow2"), stats)
+    problem = check_image(disk, stats, in_snapshot_op=in_snapshot_op)
+    if not problem and model.committed:  # else the base was never opened for writing
+        problem = check_image(os.path.join(directory, "base.qcow2"), stats)
     if problem:
         return problem
     problem = model.check_guest(guest_view(directory, "disk.qcow2"))
     if problem:
         return "guest data: " + problem
+    if not model.snapshots and not model.maybe_snapshots:
+        return verify_converts(directory, model, stats)
     info = json.loads(must(["qemu-img", "info", "-f", "qcow2", "--output=json", disk]).stdout)
     names = {s["name"] for s in info.get("snapshots", [])}
     missing = set(model.snapshots) - names
@@ -145,12 +163,17 @@ def verify(directory, model, stats):
             f"virtual size {len(view)}, smaller than the snapshot's {size}"
         if problem:
             return f"snapshot {exact[-1]}: {problem}"
-    for name, (size, contents) in model.converts.items():
-        problem = check_image(os.path.join(directory, name), stats, clean=True) or \
-            check_exact(guest_view(directory, name), size, contents)
-        if problem:
-            return f"convert target {name}: {problem}"
-    return None
+    return verify_converts(directory, model, stats)
+
+
+def verify_converts(directory, model, stats):
+    """The last completed convert target is clean and holds the guest data of its time."""
+    if not model.converts:
+        return None
+    name, (size, contents) = list(model.converts.items())[-1]
+    problem = check_image(os.path.join(directory, name), stats, clean=True) or \
+        check_exact(guest_view(directory, name), size, contents)
+    return f"convert target {name}: {problem}" if problem else None
 
 
 def run_point(driver, workdir, seed, point, stats):
@@ -189,7 +212,7 @@ def run_point(driver, workdir, seed, point, stats):
     problem = verify(directory, model, stats)
     if problem is None:
         if kind != "none" and (kind != "kill" or killed):
-            stats.points[kind] = stats.points.get(kind, 0) + 1
+            stats.add(kind)
         shutil.rmtree(directory)
     return problem, model, elapsed
 
@@ -201,7 +224,7 @@ def points_for(seed, writes, syncs, duration):
     points += [f"close:{n}" for n in rng.sample(range(1, writes + 1), min(5, writes))]
     points += [f"syncpowerloss:{n}" for n in rng.sample(range(1, syncs + 1), min(5, syncs))]
     points += [f"syncclose:{n}" for n in rng.sample(range(1, syncs + 1), min(3, syncs))]
-    points += [f"kill:{rng.uniform(0, duration * 0.9):.4f}" for _ in range(6)]
+    points += [f"kill:{rng.uniform(0, duration * 0.9):.4f}" for _ in range(8)]
     return points
 
 
