@@ -163,11 +163,13 @@ void JobRegistry::run_briefly(const std::string& file, std::function<void()> wor
 }
 
 sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
-    claim_files(spec.files, spec.operation);
+    std::vector<std::string> held = spec.files;
+    held.insert(held.end(), spec.read_files.begin(), spec.read_files.end());
+    claim_files(held, spec.operation);
     std::uint64_t id = next_id_++;
-    for (const std::string& file : spec.files)
+    for (const std::string& file : held)
         busy_files_[file] = id;
-    files_of_[id] = spec.files;
+    files_of_[id] = std::move(held);
     auto job = std::make_unique<JobObject>(bus_, job_path(id), spec, authorizer_);
     std::shared_ptr<storage::JobContext> context = job->context();
     context->limit_rate(spec.rate_limit);

@@ -41,8 +41,12 @@ struct JobSpec {
     bool cancelable = true;
     /// Bytes of progress per second the work may make (0: as fast as it can); option `rate_limit`.
     std::uint64_t rate_limit = 0;
-    /// Files the job reads or writes: no other job may start on them until this one ends.
+    /// Files the job writes: no other job may start on them until this one ends, and the job holds
+    /// QEMU's write lock on them while it runs.
     std::vector<std::string> files;
+    /// Files the job reads that must not change meanwhile (a snapshot being cloned): held like `files`,
+    /// without the write lock, so that a VM may keep running on them.
+    std::vector<std::string> read_files;
     /// Runs on a worker thread; reports through the context; throws vmstor::Error to fail.
     std::function<void(storage::JobContext&)> work;
     /// Runs on the main loop once the work ended, before Completed is emitted (refresh pools, clean up).

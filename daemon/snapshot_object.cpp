@@ -1,11 +1,13 @@
 #include "snapshot_object.hpp"
 
 #include "authorizer.hpp"
+#include "caller.hpp"
 #include "error_boundary.hpp"
 #include "job_registry.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
 #include "storage/snapshots.hpp"
+#include "volume_jobs.hpp"
 
 #include "common/names.hpp"
 
@@ -68,6 +70,7 @@ void SnapshotObject::Revert(sdbus::Result<>&& result, std::map<std::string, sdbu
         Options opts(options, "Snapshot.Revert options", {});
         authorizer_.require(getObject(), Action::ManageSnapshots, details());
         const storage::VolumeState& volume = service_.volume(pool_, volume_);
+        check_volume_file(service_, volume);
         service_.refuse_if_backing_others(volume, "revert to a snapshot");
         spdlog::info("reverting volume '{}' of pool '{}' to snapshot '{}' (id {})", volume_, pool_,
                      snapshot_.name, snapshot_.id);
@@ -80,6 +83,7 @@ void SnapshotObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbu
     guarded([&] {
         Options opts(options, "Snapshot.Delete options", {});
         authorizer_.require(getObject(), Action::ManageSnapshots, details());
+        check_volume_file(service_, service_.volume(pool_, volume_));
         spdlog::info("deleting snapshot '{}' (id {}) of volume '{}' of pool '{}'", snapshot_.name,
                      snapshot_.id, volume_, pool_);
         change_image(std::move(result),
@@ -87,9 +91,19 @@ void SnapshotObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbu
     });
 }
 
-void SnapshotObject::CloneTo(sdbus::Result<sdbus::ObjectPath>&&, sdbus::ObjectPath, std::string,
-                             std::map<std::string, sdbus::Variant>) {
-    guarded([&] { throw vmstor::Error(ErrorCode::NotSupported, "Snapshot.CloneTo is not implemented yet"); });
+void SnapshotObject::CloneTo(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool,
+                             std::string name, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
+        Options opts(options, "Snapshot.CloneTo options", copy_option_keys());
+        JobOptions job_options = JobOptions::from(opts);
+        std::string target_pool = pool_name_from_path(pool);
+        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", target_pool}, {"volume", name}});
+        JobSpec spec = copy_volume_job(service_, service_.volume(pool_, volume_), target_pool, name, opts,
+                                       "snapshot-clone", snapshot_.id);
+        spec.objects.insert(spec.objects.begin(), getObjectPath());
+        spec.started_by_uid = caller_uid(getObject());
+        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+    });
 }
 
 } // namespace vmstor::daemon

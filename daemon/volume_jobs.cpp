@@ -174,7 +174,7 @@ std::vector<OptionSpec> stream_option_keys() {
 
 JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,
                         const std::string& target_pool, const std::string& name, const Options& options,
-                        std::string operation) {
+                        std::string operation, const std::optional<std::string>& snapshot) {
     require_engine_format(source, "copy");
     check_volume_file(service, source);
     // Checked before the target file exists, so that a bad option leaves nothing behind.
@@ -185,9 +185,11 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
     spec.objects = {sdbus::ObjectPath(volume_path(source.pool, source.name)),
                     sdbus::ObjectPath(pool_path(target_pool))};
     spec.files = {target.path};
-    spec.work = [source_path = source.path, source_format = source.format,
-                 target](storage::JobContext& context) {
-        storage::convert_image_file(source_path, source_format, target, context);
+    if (snapshot)
+        spec.read_files = {source.path};
+    spec.work = [source_path = source.path, source_format = source.format, target,
+                 snapshot](storage::JobContext& context) {
+        storage::convert_image_file(source_path, source_format, target, context, snapshot);
     };
     spec.finished = [&service, target_pool, name](bool) {
         service.volume_file_changed(target_pool, name);

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <sdbus-c++/Types.h>
 #include <string>
 #include <vector>
@@ -31,10 +32,11 @@ std::vector<OptionSpec> copy_option_keys();
 /// @brief The option keys of a stream (Volume.Upload, Volume.Download), the job options included.
 std::vector<OptionSpec> stream_option_keys();
 
-/// @brief A copy of `source` as a new volume `name` in `target_pool` (Pool.CloneVolume, Volume.Convert).
+/// @brief A copy of `source` as a new volume `name` in `target_pool` (Pool.CloneVolume, Volume.Convert),
+/// or of its internal snapshot `snapshot` (an id; Snapshot.CloneTo), which must not change meanwhile.
 JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,
                         const std::string& target_pool, const std::string& name, const Options& options,
-                        std::string operation);
+                        std::string operation, const std::optional<std::string>& snapshot = std::nullopt);
 /// @brief Volume.Wipe.
 JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                         const Options& options);

@@ -115,6 +115,7 @@ void VolumeObject::Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Un
         Options opts(options, "Volume.Download options", stream_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
+        check_volume_file(service_, state_);
         JobSpec spec = download_volume_job(state_, std::move(fd), opts);
         spec.started_by_uid = caller_uid(getObject());
         jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
@@ -139,6 +140,7 @@ VolumeObject::Check(const std::map<std::string, sdbus::Variant>& options) {
         Options opts(options, "Volume.Check options", {{"repair", "s"}});
         authorizer_.require(getObject(), opts.has("repair") ? Action::ManageVolumes : Action::Read,
                             details());
+        check_volume_file(service_, state_);
         std::string repair = opts.text("repair").value_or("");
         if (!repair.empty() && repair != "leaks" && repair != "all")
             throw vmstor::Error(ErrorCode::InvalidArgument,
@@ -164,6 +166,7 @@ std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>& opti
     return guarded([&] {
         Options opts(options, "Volume.Info options", {{"backing-chain", "b"}});
         authorizer_.require(getObject(), Action::Read, details());
+        check_volume_file(service_, state_);
         if (state_.format != "raw" && state_.format != "qcow2")
             not_yet("Info of a volume that is neither raw nor qcow2");
         return storage::image_info_json(state_.path, state_.format, opts.flag("backing-chain", false));
@@ -201,6 +204,7 @@ void VolumeObject::CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std
                 throw vmstor::Error(ErrorCode::AlreadyExists,
                                     fmt::format("volume '{}' in pool '{}' already has a snapshot named '{}'",
                                                 name_, pool_, name));
+        check_volume_file(service_, state_);
         refuse_if_busy("snapshot", false);
         spdlog::info("creating snapshot '{}' of volume '{}' of pool '{}'", name, name_, pool_);
         auto reply = std::make_shared<sdbus::Result<sdbus::ObjectPath>>(std::move(result));
@@ -274,7 +278,9 @@ void VolumeObject::Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string
                      JobOptions::keys_with({{"backing_format", "s"}, {"unsafe", "b"}}));
         JobOptions job_options = JobOptions::from(opts);
         authorizer_.require(getObject(), Action::ManageVolumes, details());
-        JobSpec spec = rebase_volume_job(service_, state_, backing, opts);
+        JobSpec spec = rebase_volume_job(service_, state_, backing, opts, [&] {
+            authorizer_.require(getObject(), Action::ManagePools, details());
+        });
         spec.started_by_uid = caller_uid(getObject());
         jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
     });
@@ -285,6 +291,7 @@ VolumeObject::Measure(const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options opts(options, "Volume.Measure options", {{"format", "s"}, {"cluster_size", "t"}});
         authorizer_.require(getObject(), Action::Read, details());
+        check_volume_file(service_, state_);
         storage::MeasureReport report = storage::measure_image_file(
             state_.path, state_.format, opts.text("format").value_or("qcow2"), opts.u64("cluster_size"));
         std::map<std::string, sdbus::Variant> out;
@@ -299,6 +306,7 @@ VolumeObject::Map(const std::map<std::string, sdbus::Variant>& options) {
     return guarded([&] {
         Options(options, "Volume.Map options", {});
         authorizer_.require(getObject(), Action::Read, details());
+        check_volume_file(service_, state_);
         if (state_.format != "raw" && state_.format != "qcow2")
             not_yet("Map of a volume that is neither raw nor qcow2");
         std::vector<std::map<std::string, sdbus::Variant>> out;

@@ -30,10 +30,12 @@ qcow2::CompressionType compression_type(const std::string& name) {
                         fmt::format("compression_type '{}' is not one of zlib, zstd", name));
 }
 
-std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::string& format, bool writable) {
+std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::string& format, bool writable,
+                                         const std::optional<std::string>& snapshot = std::nullopt) {
     qcow2::OpenOptions options;
     options.format = qcow2::parse_format(format);
     options.writable = writable;
+    options.snapshot = snapshot;
     return qcow2::Image::open(path, options);
 }
 
@@ -190,10 +192,11 @@ void create_image_file(const std::string& path, const CreateVolumeRequest& reque
 }
 
 void convert_image_file(const std::string& source_path, const std::string& source_format,
-                        const ImageTarget& target, JobContext& context) {
+                        const ImageTarget& target, JobContext& context,
+                        const std::optional<std::string>& snapshot) {
     try {
         VolumeFile out(target.path, O_RDWR);
-        auto source = open_image(source_path, source_format, false);
+        auto source = open_image(source_path, source_format, false, snapshot);
         std::uint64_t size = source->virtual_size();
         context.set_total(size);
         qcow2::ConvertOptions options;

@@ -53,11 +53,12 @@ struct ImageTarget {
 /// then applies its owner, group and mode. A failure removes the file.
 void create_image_file(const std::string& path, const CreateVolumeRequest& request);
 
-/// @brief Copies the guest data of the image at `source_path` (with its backing chain) into a new image.
-/// Zero and unallocated ranges are never read and stay holes. A failed or cancelled copy removes the
-/// target.
+/// @brief Copies the guest data of the image at `source_path` (with its backing chain; as it was at the
+/// internal snapshot `snapshot` when given) into a new image. Zero and unallocated ranges are never read
+/// and stay holes. A failed or cancelled copy removes the target.
 void convert_image_file(const std::string& source_path, const std::string& source_format,
-                        const ImageTarget& target, JobContext& context);
+                        const ImageTarget& target, JobContext& context,
+                        const std::optional<std::string>& snapshot = std::nullopt);
 
 /// @brief Makes every guest byte read as zero and overwrites the old data where it lay on the host.
 void wipe_image_file(const std::string& path, const std::string& format, JobContext& context);
