@@ -113,12 +113,23 @@ void add_vol_convert(CLI::App& app, CommandContext& context) {
 }
 
 void add_vol_wipe(CLI::App& app, CommandContext& context) {
-    auto* command = app.add_subcommand("vol-wipe", "Overwrite a volume's data with zeroes");
+    auto* command = app.add_subcommand("vol-wipe", "Overwrite a volume's data (with zeroes by default)");
+    struct Arguments {
+        std::string algorithm;
+        bool no_wait = false;
+    };
+    auto args = std::make_shared<Arguments>();
     auto name = add_volume_name(*command);
-    auto no_wait = std::make_shared<bool>(false);
-    add_no_wait_flag(*command, *no_wait);
-    command->callback([&context, name, no_wait] {
-        run_volume_job(context, *name, *no_wait, [](VolumeProxy& volume) { return volume.Wipe({}); });
+    command->add_option("--algorithm", args->algorithm,
+                        "zero, or one of libvirt's (raw volumes): nnsa, dod, bsi, gutmann, schneier, "
+                        "pfitzner7, pfitzner33, random");
+    add_no_wait_flag(*command, args->no_wait);
+    command->callback([&context, name, args] {
+        std::map<std::string, sdbus::Variant> options;
+        if (!args->algorithm.empty())
+            options["algorithm"] = sdbus::Variant(args->algorithm);
+        run_volume_job(context, *name, args->no_wait,
+                       [&](VolumeProxy& volume) { return volume.Wipe(options); });
     });
 }
 

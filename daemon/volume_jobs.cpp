@@ -4,10 +4,13 @@
 #include "qcow2/operations.hpp"
 #include "storage/image_jobs.hpp"
 #include "storage/image_lock.hpp"
+#include "virt/errors.hpp"
 
 #include <cstdlib>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <libvirt/libvirt.h>
+#include <map>
 #include <memory>
 #include <optional>
 #include <spdlog/spdlog.h>
@@ -17,6 +20,28 @@
 namespace vmstor::daemon {
 
 namespace {
+
+/// @brief libvirt's code for a Volume.Wipe algorithm; none for "zero", which vmstor's engine does itself.
+std::optional<unsigned> libvirt_wipe_algorithm(const std::string& name) {
+    static const std::map<std::string, unsigned> algorithms{
+        {"nnsa", VIR_STORAGE_VOL_WIPE_ALG_NNSA},
+        {"dod", VIR_STORAGE_VOL_WIPE_ALG_DOD},
+        {"bsi", VIR_STORAGE_VOL_WIPE_ALG_BSI},
+        {"gutmann", VIR_STORAGE_VOL_WIPE_ALG_GUTMANN},
+        {"schneier", VIR_STORAGE_VOL_WIPE_ALG_SCHNEIER},
+        {"pfitzner7", VIR_STORAGE_VOL_WIPE_ALG_PFITZNER7},
+        {"pfitzner33", VIR_STORAGE_VOL_WIPE_ALG_PFITZNER33},
+        {"random", VIR_STORAGE_VOL_WIPE_ALG_RANDOM}};
+    if (name == "zero")
+        return std::nullopt;
+    if (auto it = algorithms.find(name); it != algorithms.end())
+        return it->second;
+    std::string known = "zero";
+    for (const auto& [key, code] : algorithms)
+        known += ", " + key;
+    throw vmstor::Error(ErrorCode::InvalidArgument,
+                        fmt::format("option 'algorithm' is '{}', not one of {}", name, known));
+}
 
 void require_engine_format(const storage::VolumeState& volume, std::string_view what) {
     if (volume.format != "raw" && volume.format != "qcow2")
@@ -201,14 +226,30 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
                         const Options& options) {
     require_engine_format(volume, "wipe");
     check_volume_file(service, volume);
-    if (auto algorithm = options.text("algorithm"); algorithm && *algorithm != "zero")
-        throw vmstor::Error(ErrorCode::NotSupported,
-                            fmt::format("cannot wipe volume '{}': algorithm '{}' is not supported; 'zero' is",
-                                        volume.name, *algorithm));
+    std::string algorithm = options.text("algorithm").value_or("zero");
+    std::optional<unsigned> pattern = libvirt_wipe_algorithm(algorithm);
+    if (pattern && volume.format != "raw")
+        throw vmstor::Error(
+            ErrorCode::NotSupported,
+            fmt::format("cannot wipe volume '{}' with algorithm '{}': libvirt's wipe algorithms "
+                        "overwrite the whole file, which would destroy a {} image; use 'zero'",
+                        volume.name, algorithm, volume.format));
     refuse_if_locked(volume, "wipe");
     JobSpec spec = volume_job(&service, volume, "volume-wipe");
-    spec.work = [path = volume.path, format = volume.format](storage::JobContext& context) {
-        storage::wipe_image_file(path, format, context);
+    if (!pattern) {
+        spec.work = [path = volume.path, format = volume.format](storage::JobContext& context) {
+            storage::wipe_image_file(path, format, context);
+        };
+        return spec;
+    }
+    // libvirt runs scrub: no progress until it ends, and no way to stop it half-way.
+    spec.cancelable = false;
+    auto handle = std::make_shared<virt::VolumeHandle>(service.lookup_volume(volume.pool, volume.name));
+    spec.work = [handle, pattern, size = volume.capacity, name = volume.name](storage::JobContext& context) {
+        context.set_total(size);
+        if (virStorageVolWipePattern(handle->get(), *pattern, 0) < 0)
+            throw virt::last_error(fmt::format("cannot wipe volume '{}'", name));
+        context.set_done(size);
     };
     return spec;
 }

@@ -89,6 +89,8 @@ class StorageService {
     std::string new_volume_file(const std::string& pool, const std::string& name);
     /// @brief (pool, volume) of the volume at `path`; throws NotFound.
     std::pair<std::string, std::string> lookup_volume_by_path(const std::string& path);
+    /// @brief libvirt's handle of a volume (it keeps its connection alive; usable from any thread).
+    virt::VolumeHandle lookup_volume(const std::string& pool, const std::string& name) const;
 
   private:
     void connect();
@@ -120,7 +122,6 @@ class StorageService {
     void check_fill_level(const PoolState& pool);
 
     virt::PoolHandle lookup_pool(const std::string& name) const;
-    virt::VolumeHandle lookup_volume(const std::string& pool, const std::string& name) const;
 
     std::string uri_;
     Scheduler& scheduler_;

@@ -357,7 +357,27 @@ class JobTests(JobsTest):
         self.assert_completed(self.volume_obj(source).Wipe(sv(algorithm="zero", wait=True)))
         with open(self.pool_file("wipe.raw"), "rb") as f:
             self.assertEqual(f.read(), bytes(16 * MiB))
-        self.assertDBusError(["InvalidArgument", "NotSupported"], self.volume_obj(source).Wipe, sv(algorithm="dod"))
+        self.assertDBusError("InvalidArgument", self.volume_obj(source).Wipe, sv(algorithm="rot13"),
+                             mentions=["rot13", "nnsa"])
+
+    def test_wipe_with_a_libvirt_algorithm_overwrites_every_byte(self):
+        source = self.sparse_volume("scrub.raw", 8 * MiB)
+        path = self.pool_file("scrub.raw")
+        with open(path, "rb") as f:
+            before = f.read()
+        job = self.volume_obj(source).Wipe(sv(algorithm="dod", wait=True), timeout=JOB_TIMEOUT)
+        props = self.assert_completed(job)
+        self.assertFalse(props["Cancelable"], "libvirt's wipe cannot be stopped half-way")
+        self.assertEqual(props["BytesDone"], 8 * MiB)
+        with open(path, "rb") as f:
+            after = f.read()
+        self.assertEqual(len(after), len(before))
+        kept = [offset for offset in range(0, len(before), 4096)
+                if before[offset:offset + 4096] == after[offset:offset + 4096]]
+        self.assertEqual(kept, [], "blocks kept their old content after a dod wipe")
+        qcow2 = self.sparse_volume("scrub.qcow2", 8 * MiB, fmt="qcow2")
+        self.assertDBusError("NotSupported", self.volume_obj(qcow2).Wipe, sv(algorithm="nnsa"), mentions=["zero"])
+        self.assert_check_clean(self.pool_file("scrub.qcow2"))
 
     # Bad input -------------------------------------------------------------------------------------
     def test_bad_options_are_refused_and_leave_nothing(self):
