@@ -197,15 +197,19 @@ void create_image(const std::string& path, const CreateOptions& options) {
     image->flush();
 }
 
-void Qcow2Image::preallocate(Preallocation mode) {
+void Qcow2Image::preallocate(Preallocation mode, std::uint64_t first_cluster) {
     begin_write();
     const std::uint64_t cluster = header_.cluster_size();
     const std::uint64_t clusters = (header_.size + cluster - 1) / cluster;
     const std::uint64_t per_table = header_.l2_entries();
-    const std::uint64_t all_allocated = header_.extended_l2() ? 0xffffffffull : 0;
     std::uint64_t data_end = 0;
-    for (std::uint64_t first = 0; first < clusters; first += per_table) {
-        const std::uint64_t count = std::min(per_table, clusters - first);
+    for (std::uint64_t first = first_cluster; first < clusters; first = (first / per_table + 1) * per_table) {
+        const std::uint64_t count = std::min((first / per_table + 1) * per_table, clusters) - first;
+        for (std::uint64_t gc = first; gc < first + count; ++gc)
+            if (const L2Entry e = get_l2_entry(gc); e.entry != 0 || e.bitmap != 0)
+                throw Error(ErrorCode::Corrupt,
+                            fmt::format("'{}': guest cluster {} is already allocated; cannot preallocate it",
+                                        file_.path(), gc));
         prepare_l2_table(first);
         const std::uint64_t host = allocate_clusters(count);
         guard_metadata_write(Metadata::Data, host, count * cluster);
@@ -214,7 +218,8 @@ void Qcow2Image::preallocate(Preallocation mode) {
         if (host < file_size)
             file_.punch_hole(host, std::min(count * cluster, file_size - host));
         for (std::uint64_t i = 0; i < count; ++i)
-            set_l2_entry(first + i, {(host + i * cluster) | oflag_copied, all_allocated});
+            // With extended L2 the subclusters stay unallocated (bitmap 0), as QEMU preallocates them.
+            set_l2_entry(first + i, {(host + i * cluster) | oflag_copied, 0});
         if (mode == Preallocation::Falloc)
             file_.allocate(host, count * cluster);
         else if (mode == Preallocation::Full)

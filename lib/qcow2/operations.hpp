@@ -68,6 +68,10 @@ struct MeasureResult {
 /// @brief qemu-img measure: the size a new image needs, for `source` (or for an empty one of `size`).
 MeasureResult measure_image(const CreateOptions& target, Image* source, std::uint64_t size);
 
+/// @brief qemu-img resize --preallocation: grows `image` to `new_size` and allocates the new part as
+/// `mode` says (Off: just resize, shrinking refused). Metadata is refused for raw images.
+void grow_image(Image& image, std::uint64_t new_size, Preallocation mode);
+
 /// @brief The internal snapshots of an image (none for raw).
 std::vector<SnapshotInfo> list_snapshots(Image& image);
 /// @brief qemu-img snapshot -c: a disk-only snapshot with the next free numeric id. The image must be an

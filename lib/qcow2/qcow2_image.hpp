@@ -69,8 +69,9 @@ class Qcow2Image final : public Image {
     void write_compressed_cluster(std::uint64_t guest_cluster, std::span<const std::byte> data);
     /// @brief Stores already compressed data as guest cluster `guest_cluster`.
     void write_compressed_data(std::uint64_t guest_cluster, std::span<const std::byte> compressed);
-    /// @brief Allocates host clusters for every guest cluster (create's preallocation modes).
-    void preallocate(Preallocation mode);
+    /// @brief Allocates host clusters for every guest cluster from `first_cluster` on (create's
+    /// preallocation modes; resize's for the grown part); they must be unallocated.
+    void preallocate(Preallocation mode, std::uint64_t first_cluster = 0);
     const Header& header() const { return header_; }
     /// @brief Changes the backing file name and format in one header write (layers.cpp); the data must
     /// already be flushed. The new backing is opened (when open_backing) for later reads.

@@ -97,6 +97,15 @@ ImageFormat parse_format(std::string_view name) {
                 fmt::format("Unknown image format '{}' (raw and qcow2 are supported)", name));
 }
 
+void RawImage::preallocate(Preallocation mode, std::uint64_t from, std::uint64_t to) {
+    if (mode == Preallocation::Falloc)
+        file_.allocate(from, to - from);
+    else if (mode == Preallocation::Full)
+        file_.write_zeroes(from, to - from);
+    else if (mode == Preallocation::Metadata)
+        throw Error(ErrorCode::NotSupported, "Unsupported preallocation mode: metadata");
+}
+
 std::unique_ptr<Image> Image::open(const std::string& path, const OpenOptions& options) {
     ImageFormat format;
     if (options.format) {

@@ -3,6 +3,7 @@
 
 #include "file.hpp"
 #include "image.hpp"
+#include "operations.hpp"
 
 namespace vmstor::qcow2 {
 
@@ -24,6 +25,8 @@ class RawImage final : public Image {
     ImageInfo info() override;
     CheckResult check(RepairMode repair) override;
     void resize(std::uint64_t new_size, bool allow_shrink) override;
+    /// @brief Reserves (falloc) or writes zeroes to (full) the host range [from, to).
+    void preallocate(Preallocation mode, std::uint64_t from, std::uint64_t to);
 
   private:
     void check_range(std::uint64_t offset, std::uint64_t length) const;

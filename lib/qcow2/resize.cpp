@@ -2,6 +2,7 @@
 #include "common/error.hpp"
 #include "format.hpp"
 #include "qcow2_image.hpp"
+#include "raw_image.hpp"
 
 #include <fmt/format.h>
 
@@ -82,6 +83,30 @@ void Qcow2Image::resize(std::uint64_t new_size, bool allow_shrink) {
     write_metadata(Metadata::Header, field::size, size_field);
     header_.size = new_size;
     flush();
+}
+
+void grow_image(Image& image, std::uint64_t new_size, Preallocation mode) {
+    const std::uint64_t old_size = image.virtual_size();
+    if (mode == Preallocation::Off) {
+        image.resize(new_size, false);
+        return;
+    }
+    if (new_size < old_size)
+        throw Error(ErrorCode::InvalidArgument, "Preallocation can only be used for growing images");
+    if (image.format() == ImageFormat::Raw) {
+        auto& raw = static_cast<RawImage&>(image);
+        if (mode == Preallocation::Metadata)
+            throw Error(ErrorCode::NotSupported, "Unsupported preallocation mode: metadata");
+        raw.resize(new_size, false);
+        raw.preallocate(mode, old_size, new_size);
+        return;
+    }
+    // The new size is committed first: a crash before the clusters are allocated leaves a valid,
+    // merely sparse image.
+    auto& qcow2 = static_cast<Qcow2Image&>(image);
+    const std::uint64_t cluster = qcow2.cluster_size();
+    qcow2.resize(new_size, false);
+    qcow2.preallocate(mode, (old_size + cluster - 1) / cluster);
 }
 
 } // namespace vmstor::qcow2

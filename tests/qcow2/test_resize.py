@@ -31,7 +31,33 @@ CASES = [
     ("base.raw", ["+1M"]),
     ("base.raw", ["--shrink", "1M"]),
     ("base.raw", ["1M"]),
+    # --preallocation: the grown part is allocated as qemu-img allocates it (the same map)
+    ("compat1.1-cl65536.qcow2", ["--preallocation=metadata", "+3M"]),
+    ("compat1.1-cl65536.qcow2", ["--preallocation=falloc", "+1M"]),
+    ("compat1.1-cl65536.qcow2", ["--preallocation=full", "7340544"]),
+    ("compat0.10-cl512.qcow2", ["--preallocation=metadata", "+1M"]),
+    ("extl2-cl65536.qcow2", ["--preallocation=metadata", "+5M"]),
+    ("snapshots-1.1.qcow2", ["--preallocation=full", "+1M"]),
+    ("over-raw.qcow2", ["--preallocation=metadata", "+2M"], ["base.raw"]),
+    ("compat1.1-cl65536.qcow2", ["--preallocation=metadata", "+600M"]),  # past the first L2 table
+    ("compat1.1-cl65536.qcow2", ["--preallocation=metadata", "--shrink", "1M"]),  # refused: not growing
+    ("compat1.1-cl65536.qcow2", ["--preallocation=bogus", "+1M"]),                # refused
+    ("base.raw", ["--preallocation=falloc", "+1M"]),
+    ("base.raw", ["--preallocation=full", "+1M"]),
+    ("base.raw", ["--preallocation=metadata", "+1M"]),                           # refused for raw
 ]
+
+
+def allocation_shape(extents):
+    """qemu-img map's extents without host offsets, neighbours alike merged (where clusters land differs)."""
+    shape = []
+    for e in extents:
+        kind = (e["depth"], e["present"], e["data"], "offset" in e)
+        if shape and shape[-1][2] == kind and shape[-1][0] + shape[-1][1] == e["start"]:
+            shape[-1][1] += e["length"]
+        else:
+            shape.append([e["start"], e["length"], kind])
+    return shape
 
 
 class ResizeTest(dt.ScratchCase):
@@ -61,6 +87,10 @@ class ResizeTest(dt.ScratchCase):
         compare = dt.qemu("compare", "-f", fmt, "-F", fmt, theirs, mine)
         self.assertEqual(compare.returncode, 0, f"qemu-img compare after {label}: {dt.describe(compare)} "
                          + compare.stdout.decode(errors="replace"))
+        if any(a.startswith("--preallocation") for a in args) and expected.returncode == 0:
+            shapes = [allocation_shape(dt.load_json(self, dt.qemu("map", "--output=json", "-f", fmt, p),
+                                                    "qemu-img map")) for p in (theirs, mine)]
+            self.assertEqual(shapes[1], shapes[0], f"{label}: what is allocated differs from qemu-img's")
 
 
 sources = {i["name"]: i for i in dt.images(kind="good")}

@@ -16,7 +16,7 @@ constexpr const char* usage =
     "  map [-f fmt] [--output=json|human] FILE\n"
     "  check [-f fmt] [--output=json|human] [-r leaks|all] FILE\n"
     "  measure [--output=json|human] [-O fmt] [-o options] (--size N | FILE)\n"
-    "  resize [--shrink] [-f fmt] FILE [+-]SIZE\n"
+    "  resize [--shrink] [--preallocation=MODE] [-f fmt] FILE [+-]SIZE\n"
     "  convert [-f fmt] [-O fmt] [-o options] [-c] [-p] [-m N] [-l snapshot] SRC DST\n"
     "  compare [-f fmt] [-F fmt] [-s] A B\n"
     "  snapshot [-l | -c NAME | -a NAME | -d NAME] [-f fmt] FILE\n"

@@ -45,6 +45,19 @@ void print_formatting(const std::string& path, const qcow2::CreateOptions& o, co
     std::printf("%s\n", line.c_str());
 }
 
+/// @brief resize --preallocation: qemu-img's modes and its message for any other.
+qcow2::Preallocation resize_preallocation(const std::string& mode) {
+    if (mode == "off")
+        return qcow2::Preallocation::Off;
+    if (mode == "metadata")
+        return qcow2::Preallocation::Metadata;
+    if (mode == "falloc")
+        return qcow2::Preallocation::Falloc;
+    if (mode == "full")
+        return qcow2::Preallocation::Full;
+    throw Error(ErrorCode::InvalidArgument, "Invalid preallocation mode '" + mode + "'");
+}
+
 /// @brief convert -l: "NAME", "snapshot.name=NAME" or "snapshot.id=ID" (QEMU's forms), as a name or id.
 std::string snapshot_argument(const std::string& text) {
     for (const char* prefix : {"snapshot.name=", "snapshot.id="})
@@ -128,26 +141,31 @@ int cmd_create(int argc, char** argv) {
 
 int cmd_resize(int argc, char** argv) {
     if (argc < 3)
-        throw Error(ErrorCode::InvalidArgument, "usage: vmstor-img resize [--shrink] [-f fmt] FILE [+-]SIZE");
+        throw Error(ErrorCode::InvalidArgument,
+                    "usage: vmstor-img resize [--shrink] [--preallocation=MODE] [-f fmt] FILE [+-]SIZE");
     // The size goes first: "-1G" must not reach getopt as an option.
     const std::string size_text = argv[argc - 1];
     --argc;
     std::optional<std::string> format;
     bool shrink = false, quiet = false;
+    qcow2::Preallocation preallocation = qcow2::Preallocation::Off;
     static const option long_options[] = {{"shrink", no_argument, nullptr, 's'},
                                           {"format", required_argument, nullptr, 'f'},
+                                          {"preallocation", required_argument, nullptr, 'p'},
                                           {nullptr, 0, nullptr, 0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "f:hqU", long_options, nullptr)) != -1;) {
         if (c == 'f')
             format = optarg;
+        else if (c == 'p')
+            preallocation = resize_preallocation(optarg);
         else if (c == 's')
             shrink = true;
         else if (c == 'q')
             quiet = true;
         else
             throw Error(ErrorCode::InvalidArgument,
-                        "usage: vmstor-img resize [--shrink] [-f fmt] FILE [+-]SIZE");
+                        "usage: vmstor-img resize [--shrink] [--preallocation=MODE] [-f fmt] FILE [+-]SIZE");
     }
     if (optind != argc - 1)
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
@@ -163,7 +181,12 @@ int cmd_resize(int argc, char** argv) {
     } else {
         new_size = parse_size_argument(size_text);
     }
-    image->resize(new_size, shrink);
+    if (preallocation != qcow2::Preallocation::Off && shrink && new_size < image->virtual_size())
+        throw Error(ErrorCode::InvalidArgument, "Preallocation can only be used for growing images");
+    if (preallocation == qcow2::Preallocation::Off)
+        image->resize(new_size, shrink);
+    else
+        qcow2::grow_image(*image, new_size, preallocation);
     image->flush();
     if (!quiet)
         std::printf("Image resized.\n");
