@@ -234,6 +234,79 @@ class LayerTests(JobsTest):
             self.stop_writer(writer)
         self.wait_locked(volume, False)
 
+    # Commit and rebase -------------------------------------------------------------------------------
+    def flattened(self, name):
+        """The guest view of a volume (through its chain) as a raw file outside the pool."""
+        path = os.path.join(self.scratch, name + ".flat.raw")
+        self.qemu_img("convert", "-U", "-f", "qcow2", "-O", "raw", self.pool_file(name), path)
+        return path
+
+    def test_commit_merges_an_overlay_and_keeps_the_guest_view(self):
+        base = self.create("cm-base.qcow2", 32 * MiB, format="qcow2")
+        self.qemu_io("qcow2", self.pool_file("cm-base.qcow2"), "write -P 0x11 0 8M")
+        overlay = self.volume_obj(base).CreateOverlay("cm-top.qcow2", sv())
+        self.wait_object(str(overlay), VOLUME)
+        top = self.pool_file("cm-top.qcow2")
+        self.qemu_io("qcow2", top, "write -P 0x22 4M 8M")
+        self.qemu_io("qcow2", top, "write -z 20M 1M")
+        view = self.flattened("cm-top.qcow2")
+
+        writer = self.start_writer("cm-top.qcow2")
+        try:
+            self.assertDBusError("Busy", self.volume_obj(overlay).Commit, sv())
+        finally:
+            self.stop_writer(writer)
+
+        job = self.volume_obj(overlay).Commit(sv(wait=True), timeout=120)
+        self.assertEqual(self.job(str(job))["State"], "completed")
+        self.assert_same_content(view, self.pool_file("cm-base.qcow2"), "raw", "qcow2")
+        self.assert_same_content(view, top, "raw", "qcow2")
+        top_map = json.loads(self.qemu_img("map", "-U", "--output=json", top).stdout)
+        self.assertFalse([e for e in top_map if e["depth"] == 0 and e["data"]],
+                         "the overlay still holds the committed data")
+        for name in ("cm-base.qcow2", "cm-top.qcow2"):
+            self.assert_check_clean(self.pool_file(name))
+
+    def test_rebase_keeps_the_guest_view_unless_unsafe(self):
+        first = self.create("rb-first.qcow2", 32 * MiB, format="qcow2")
+        self.qemu_io("qcow2", self.pool_file("rb-first.qcow2"), "write -P 0x31 0 8M")
+        second = self.create("rb-second.qcow2", 32 * MiB, format="qcow2")
+        self.qemu_io("qcow2", self.pool_file("rb-second.qcow2"), "write -P 0x41 4M 8M")
+        self.qemu_io("qcow2", self.pool_file("rb-second.qcow2"), "write -P 0x42 24M 1M")
+        overlay = self.volume_obj(first).CreateOverlay("rb-top.qcow2", sv())
+        self.wait_object(str(overlay), VOLUME)
+        top = self.pool_file("rb-top.qcow2")
+        self.qemu_io("qcow2", top, "write -P 0x51 20M 1M")
+        view = self.flattened("rb-top.qcow2")
+
+        # Safe, onto the other volume given by its object path: the guest view stays.
+        job = self.volume_obj(overlay).Rebase(str(second), sv(wait=True), timeout=120)
+        self.assertEqual(self.job(str(job))["State"], "completed")
+        self.assertEqual(self.qemu_img_info(top)["backing-filename"], self.pool_file("rb-second.qcow2"))
+        self.assert_same_content(view, top, "raw", "qcow2")
+        self.assert_check_clean(top)
+        chain = self.properties(str(overlay), VOLUME)["BackingChain"]
+        self.assertEqual([str(p) for p, _ in chain], [self.pool_file("rb-second.qcow2")])
+
+        # Safe, onto no backing file: the overlay becomes standalone with the same view.
+        self.volume_obj(overlay).Rebase("", sv(wait=True), timeout=120)
+        self.assertNotIn("backing-filename", self.qemu_img_info(top))
+        self.assert_same_content(view, top, "raw", "qcow2")
+
+        # Unsafe: only the header changes, so the view now shows the new backing file where the overlay
+        # allocates nothing.
+        self.volume_obj(overlay).Rebase(self.pool_file("rb-second.qcow2"),
+                                        sv(backing_format="qcow2", unsafe=True, wait=True), timeout=120)
+        self.assertEqual(self.qemu_img_info(top)["backing-filename"], self.pool_file("rb-second.qcow2"))
+        self.assert_same_content(view, top, "raw", "qcow2")  # standalone data hides every backing byte
+        self.assert_check_clean(top)
+
+        writer = self.start_writer("rb-top.qcow2")
+        try:
+            self.assertDBusError("Busy", self.volume_obj(overlay).Rebase, "", sv())
+        finally:
+            self.stop_writer(writer)
+
     # Check and repair --------------------------------------------------------------------------------
     def leak_clusters(self, path, count):
         """Marks `count` clusters past the end of the image as used in the first refcount block."""
