@@ -16,6 +16,7 @@
 #include <fmt/ranges.h>
 
 #include <fmt/format.h>
+#include <optional>
 
 namespace vmstor::daemon {
 
@@ -145,8 +146,11 @@ VolumeObject::Check(const std::map<std::string, sdbus::Variant>& options) {
         if (!repair.empty() && repair != "leaks" && repair != "all")
             throw vmstor::Error(ErrorCode::InvalidArgument,
                                 fmt::format("Volume.Check: repair '{}' is not one of leaks, all", repair));
-        if (!repair.empty())
+        std::optional<storage::ImageWriteLock> lock; // a repair writes: QEMU must not meanwhile
+        if (!repair.empty()) {
             refuse_if_busy("repair", false);
+            lock.emplace(state_.path);
+        }
         storage::CheckReport report =
             storage::check_image_file(state_.path, state_.format,
                                       repair == "all"     ? storage::RepairLevel::All
