@@ -35,6 +35,14 @@ class Result:
 GNU_TIME = "/usr/bin/time"
 
 
+def machine_line():
+    """The date, the CPU, the kernel and qemu-img's version: the line every benchmark table starts with."""
+    qemu_version = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    return (f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} x {cpu}, {platform.system()} "
+            f"{platform.release()}, {qemu_version}")
+
+
 def measure(args, stdout=subprocess.DEVNULL):
     """Runs one command; returns its wall time and peak RSS, or the first line of its error.
 
@@ -270,10 +278,7 @@ def main():
         if not args.dir and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    qemu_version = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    print(f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} x {cpu}, {platform.system()} "
-          f"{platform.release()}, {qemu_version}")
+    print(machine_line())
     print("speed = qemu-img time / vmstor-img time (above 1: vmstor-img is faster; check's goal of half "
           "qemu-img's time is 2x); memory ratio = vmstor-img peak / qemu-img peak (below 1: less)\n")
     print(table.render())

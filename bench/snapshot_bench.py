@@ -13,13 +13,11 @@ engine's, the code behind Volume.CreateSnapshot, Snapshot.Revert, Snapshot.Delet
 """
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
-import time
 
-from qcow2_bench import GiB, MiB, measure
+from qcow2_bench import GiB, MiB, machine_line, measure
 
 OPERATIONS = ("snapshot -c", "snapshot -a", "snapshot -d", "commit")
 
@@ -129,10 +127,7 @@ def main():
         if not args.dir and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    qemu_version = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    print(f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} x {cpu}, {platform.system()} "
-          f"{platform.release()}, {qemu_version}" + (" (--quick: sizes / 16)" if args.quick else ""))
+    print(machine_line() + (" (--quick: sizes / 16)" if args.quick else ""))
     print("speed = qemu-img time / vmstor-img time (above 1: vmstor-img is faster)\n")
     print(render(results))
 

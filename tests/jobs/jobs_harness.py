@@ -121,6 +121,27 @@ class JobsTest(IntegrationTest):
         tree = sorted(p for p, ifaces in self.managed_objects().items() if VOLUME in ifaces)
         return self.volume_files(), self.virsh_volumes(self.pool_name), tree
 
+    # QEMU holding an image ------------------------------------------------------------------
+    def start_writer(self, name):
+        """qemu-io holding the image open for writing (with QEMU's OFD locks) until its stdin closes."""
+        path = self.pool_file(name)
+        writer = subprocess.Popen(["qemu-io", "-f", "qcow2", path], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        inode = f":{os.stat(path).st_ino} "
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open("/proc/locks") as locks:
+                if any(inode in line for line in locks):
+                    return writer
+            time.sleep(0.05)
+        writer.stdin.close()
+        writer.wait(30)
+        self.fail(f"qemu-io did not lock {path}")
+
+    def stop_writer(self, writer):
+        writer.stdin.close()
+        self.assertEqual(writer.wait(30), 0)
+
     # Jobs ---------------------------------------------------------------------------------------
     def job(self, path):
         return self.properties(str(path), JOB)

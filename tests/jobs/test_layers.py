@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import struct
-import subprocess
 import time
 
 import dbus
@@ -179,26 +178,6 @@ class LayerTests(JobsTest):
                 return
             time.sleep(0.2)
         self.fail(f"Locked did not become {expected} within {LOCK_TIMEOUT} s")
-
-    def start_writer(self, name):
-        """qemu-io holding the image open for writing (with QEMU's OFD locks) until its stdin closes."""
-        path = self.pool_file(name)
-        writer = subprocess.Popen(["qemu-io", "-f", "qcow2", path], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        inode = f":{os.stat(path).st_ino} "
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open("/proc/locks") as locks:
-                if any(inode in line for line in locks):
-                    return writer
-            time.sleep(0.05)
-        writer.stdin.close()
-        writer.wait(30)
-        self.fail(f"qemu-io did not lock {path}")
-
-    def stop_writer(self, writer):
-        writer.stdin.close()
-        self.assertEqual(writer.wait(30), 0)
 
     def test_a_qemu_writer_makes_mutating_methods_busy(self):
         volume = self.create("locked.qcow2", 16 * MiB, format="qcow2")

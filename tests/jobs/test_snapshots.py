@@ -5,7 +5,6 @@ snapshot equals it; qemu-img check finds nothing wrong after each step; a lock h
 snapshot method Busy; while vmstord writes an image, QEMU cannot open it for writing."""
 
 import os
-import subprocess
 import time
 
 import dbus
@@ -198,22 +197,6 @@ class SnapshotTests(JobsTest):
         self.wait_object(str(overlay), VOLUME)
         self.assertDBusError("Busy", self.snapshot_obj(snapshot).Revert, sv(), mentions=["base-top.qcow2"])
 
-    def start_writer(self, name):
-        """qemu-io holding the image open for writing (QEMU's OFD locks) until its stdin closes."""
-        path = self.pool_file(name)
-        writer = subprocess.Popen(["qemu-io", "-f", "qcow2", path], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        inode = f":{os.stat(path).st_ino} "
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open("/proc/locks") as locks:
-                if any(inode in line for line in locks):
-                    return writer
-            time.sleep(0.05)
-        writer.stdin.close()
-        writer.wait(30)
-        self.fail(f"qemu-io did not lock {path}")
-
     def test_a_qemu_writer_makes_every_snapshot_method_busy(self):
         volume = self.create("held.qcow2")
         path = self.pool_file("held.qcow2")
@@ -225,8 +208,7 @@ class SnapshotTests(JobsTest):
             self.assertDBusError("Busy", self.snapshot_obj(snapshot).Revert, sv())
             self.assertDBusError("Busy", self.snapshot_obj(snapshot).Delete, sv())
         finally:
-            writer.stdin.close()
-            self.assertEqual(writer.wait(30), 0)
+            self.stop_writer(writer)
         self.assertEqual(self.qemu_img("snapshot", "-U", "-l", path).stdout, before)
         self.snapshot_obj(snapshot).Delete(sv())
         self.assert_check_clean(path)
