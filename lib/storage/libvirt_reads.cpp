@@ -1,7 +1,6 @@
 #include "libvirt_reads.hpp"
 
 #include "backing_chain.hpp"
-#include "snapshots.hpp"
 
 #include "virt/errors.hpp"
 
@@ -87,7 +86,6 @@ VolumeState read_volume_state(const std::string& pool_name, virStorageVolPtr vol
         state.backing_chain =
             read_backing_chain(state.backing_chain.front().first, state.backing_chain.front().second);
     state.encrypted = description.encrypted;
-    state.snapshots = read_snapshots(state.path, state.format, state.capacity);
     return state;
 }
 

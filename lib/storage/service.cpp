@@ -245,7 +245,7 @@ void StorageService::sync_volumes(virStoragePoolPtr pool, const std::string& poo
         VolumeState state;
         try {
             state = read_volume_state(pool_name, handle.get());
-            fill_usage(state);
+            fill_usage(state, true);
         } catch (const vmstor::Error& e) {
             // Deleted between the listing and the read: the next comparison settles it.
             spdlog::debug("{}", e.what());
@@ -341,7 +341,7 @@ void StorageService::remove_pool(const std::string& name) {
 
 namespace vmstor::storage {
 
-void StorageService::fill_usage(VolumeState& volume) const {
+void StorageService::fill_usage(VolumeState& volume, bool fresh) const {
     auto it = domains_by_path_.find(volume.path);
     volume.used_by = it == domains_by_path_.end() ? std::vector<std::string>{} : it->second;
     volume.locked = image_locked_for_writing(volume.path);
@@ -353,8 +353,8 @@ void StorageService::fill_usage(VolumeState& volume) const {
     std::pair<std::int64_t, std::int64_t> stamp{
         std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size};
     auto [known, added] = image_stamps_.try_emplace(volume.path, stamp);
-    if (added || known->second == stamp)
-        return; // a new image's snapshots were just read with the rest of its state
+    if (!fresh && !added && known->second == stamp)
+        return; // the snapshots the model holds are current
     known->second = stamp;
     volume.snapshots = read_snapshots(volume.path, volume.format, volume.capacity);
 }
@@ -388,7 +388,7 @@ void StorageService::sync_usage() {
     for (auto& [pool_name, list] : volumes_) {
         for (auto& [name, volume] : list) {
             VolumeState updated = volume;
-            fill_usage(updated);
+            fill_usage(updated, false);
             if (updated == volume)
                 continue;
             VolumeState before = std::exchange(volume, std::move(updated));

@@ -112,8 +112,9 @@ class StorageService {
     /// @brief Re-reads which domains use which volumes (libvirt domain XML) and which images QEMU holds
     /// open for writing, updating VolumeState::used_by and ::locked.
     void sync_usage();
-    /// @brief Fills a freshly read volume's used_by and locked.
-    void fill_usage(VolumeState& volume) const;
+    /// @brief Fills a volume's used_by and locked, and its snapshots when `fresh` (just read from
+    /// libvirt, so none yet) or when the image file's stamp moved (qemu-img snapshot, say).
+    void fill_usage(VolumeState& volume, bool fresh) const;
     /// @brief Re-reads one volume after an operation on it, then its pool's sizes.
     void sync_volume(const std::string& pool, const std::string& name);
     void remove_volumes_of(const std::string& pool);

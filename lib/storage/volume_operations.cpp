@@ -194,7 +194,7 @@ std::pair<std::string, std::string> StorageService::lookup_volume_by_path(const 
 
 void StorageService::sync_volume(const std::string& pool_name, const std::string& name) {
     VolumeState state = read_volume_state(pool_name, lookup_volume(pool_name, name).get());
-    fill_usage(state);
+    fill_usage(state, true);
     auto& known = volumes_[pool_name];
     auto it = known.find(name);
     if (it == known.end()) {
