@@ -246,7 +246,7 @@ class LayerTests(JobsTest):
         for name in ("cm-base.qcow2", "cm-top.qcow2"):
             self.assert_check_clean(self.pool_file(name))
 
-    def test_rebase_keeps_the_guest_view_unless_unsafe(self):
+    def test_rebase_keeps_the_guest_view_and_unsafe_changes_only_the_header(self):
         first = self.create("rb-first.qcow2", 32 * MiB, format="qcow2")
         self.qemu_io("qcow2", self.pool_file("rb-first.qcow2"), "write -P 0x31 0 8M")
         second = self.create("rb-second.qcow2", 32 * MiB, format="qcow2")
