@@ -1,60 +1,25 @@
 // check and repair: count every reference from the metadata, compare with the refcounts on disk,
 // verify the COPIED flags, and repair leaks (-r leaks) and refcount errors (-r all) as qemu-img does.
+#include "check.hpp"
+
 #include "bitmap_directory.hpp"
 #include "common/error.hpp"
 #include "format.hpp"
-#include "qcow2_image.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
-#include <unordered_map>
 
 namespace vmstor::qcow2 {
 
 using namespace format;
-
-class Qcow2Checker {
-  public:
-    Qcow2Checker(Qcow2Image& image, RepairMode repair) : img_(image), h_(image.header_), repair_(repair) {}
-
-    CheckResult run();
-
-  private:
-    void count(std::uint64_t offset, std::uint64_t bytes);
-    std::uint64_t counted(std::uint64_t cluster) const;
-    std::uint64_t disk_refcount(std::uint64_t cluster);
-    void walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool active);
-    void walk_l2(std::uint64_t l2_offset, bool active);
-    void walk_refcount_table();
-    void walk_bitmaps();
-    void compare_refcounts();
-    void rebuild_refcounts();
-    void check_copied_flags();
-    void report(std::string line) { result_.messages.push_back(std::move(line)); }
-
-    Qcow2Image& img_;
-    const Header& h_;
-    RepairMode repair_;
-    CheckResult result_;
-    std::uint64_t file_clusters_ = 0;
-    std::uint64_t file_bytes_ = 0;
-    std::vector<std::uint16_t> refs_; // 0xffff means: look in big_refs_
-    std::unordered_map<std::uint64_t, std::uint64_t> big_refs_;
-    bool needs_rebuild_ = false;
-    std::vector<std::uint64_t> old_refcount_clusters_; // the refcount table's and blocks' clusters
-    std::uint64_t highest_cluster_ = 0;                // one past the last cluster counted or referenced
-    std::uint64_t memo_index_ = UINT64_MAX;
-    const std::byte* memo_block_ = nullptr;
-    bool refcounts_changed_ = false;
-    std::vector<std::uint64_t> suspect_l2_tables_; // active L2 tables with a COPIED flag that looked wrong
-};
 
 void Qcow2Checker::count(std::uint64_t offset, std::uint64_t bytes) {
     if (bytes == 0)
         return;
     const unsigned bits = h_.cluster_bits;
     // Like QEMU: the last cluster may be partly past the end of the file, anything more is a corruption.
-    if (offset + bytes >= file_bytes_ + h_.cluster_size()) {
+    const std::uint64_t limit = file_bytes_ + h_.cluster_size();
+    if (offset >= limit || bytes >= limit - offset) { // offset + bytes >= limit, without wrapping
         report(fmt::format("ERROR: counting reference for region exceeding the end of the file by one "
                            "cluster or more: offset {:#x} size {:#x}",
                            offset, bytes));
@@ -165,9 +130,9 @@ void Qcow2Checker::walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool 
     std::vector<std::uint64_t> l1;
     if (active) {
         l1 = img_.l1_;
-    } else {
+    } else if (l1_offset < file_bytes_) { // past the end a table reads as zeroes: nothing to walk
         std::vector<std::byte> raw(std::uint64_t{l1_size} * 8);
-        img_.file_.read_exact(l1_offset, raw, "snapshot L1 table");
+        img_.file_.read_or_zero(l1_offset, raw);
         for (std::uint32_t i = 0; i < l1_size; ++i)
             l1.push_back(load_be64(&raw[i * 8]));
     }
@@ -419,12 +384,11 @@ CheckResult Qcow2Checker::run() {
     refs_.assign(file_clusters_, 0);
     result_.total_clusters = (h_.size + cluster - 1) / cluster;
 
+    if (img_.options_.for_check && !read_snapshot_table())
+        return result_;
     count(0, cluster);
     walk_l1(h_.l1_table_offset, h_.l1_size, true);
-    for (const auto& s : img_.snapshots_)
-        walk_l1(s.l1_table_offset, s.l1_size, false);
-    if (h_.nb_snapshots > 0)
-        count(h_.snapshots_offset, img_.snapshot_table_bytes_);
+    walk_snapshots();
     walk_refcount_table();
     walk_bitmaps();
     if (repair_ != RepairMode::None && !img_.writable_)
@@ -432,6 +396,10 @@ CheckResult Qcow2Checker::run() {
     compare_refcounts();
     std::sort(suspect_l2_tables_.begin(), suspect_l2_tables_.end());
     check_copied_flags();
+    fix_snapshot_table();
+    result_.corruptions += snapshot_corruptions_;
+    if (!result_.failure.empty())
+        return result_;
     if (repair_ != RepairMode::None) {
         img_.flush();
         if (result_.corruptions == 0 && (img_.header_.incompatible_features & incompat_corrupt))
@@ -447,7 +415,8 @@ CheckResult Qcow2Image::check(RepairMode repair) {
             ErrorCode::NotSupported,
             fmt::format("'{}': checking images with an external data file is not supported", file_.path()));
     CheckResult first = Qcow2Checker(*this, repair).run();
-    if (repair == RepairMode::None || (first.leaks_fixed == 0 && first.corruptions_fixed == 0))
+    if (repair == RepairMode::None || !first.failure.empty() ||
+        (first.leaks_fixed == 0 && first.corruptions_fixed == 0))
         return first;
     // Like qemu-img: report the state after the repair, with the counts of what was fixed.
     CheckResult second = Qcow2Checker(*this, RepairMode::None).run();

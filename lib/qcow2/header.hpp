@@ -67,7 +67,8 @@ struct Header {
 
 /// @brief Reads and validates the header of an open file: every field, limit and extension is
 /// checked before anything is allocated for it. Throws Corrupt (which field, why) or NotSupported.
-Header read_header(const File& file);
+/// `check_snapshot_table` false: the snapshot count and offset are left to check, which reports them.
+Header read_header(const File& file, bool check_snapshot_table = true);
 
 /// @brief The encoded first-cluster header area (header, extensions, backing file name).
 /// Throws InvalidArgument if it does not fit in one cluster.

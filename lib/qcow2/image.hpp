@@ -34,6 +34,9 @@ struct OpenOptions {
     bool sync = true;
     /// Open for writing only to repair metadata (check -r): allowed even on an image marked corrupt.
     bool for_repair = false;
+    /// Open for check: the snapshot table is not read here but by check, which reports its damage as
+    /// qemu-img check does instead of refusing the image.
+    bool for_check = false;
     /// Upper bound of the L2 slice cache in bytes (QEMU's default maximum is 32 MiB).
     std::uint64_t l2_cache_max_bytes = 32ull << 20;
     /// How many backing files may still be opened below this image: a chain that loops ends there.
@@ -109,6 +112,8 @@ struct CheckResult {
     std::uint64_t fragmented_clusters = 0;
     std::uint64_t compressed_clusters = 0;
     std::vector<std::string> messages; // one line per finding, as qemu-img prints them on stderr
+    /// Non-empty: the check could not complete, and this says why (qemu-img's "Check failed: ...").
+    std::string failure;
 };
 
 class Image {

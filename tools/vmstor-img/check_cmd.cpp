@@ -97,7 +97,14 @@ int cmd_check(int argc, char** argv) {
     if (optind != argc - 1)
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
     const std::string path = argv[optind];
-    auto image = open_image(path, format, false, repair != qcow2::RepairMode::None);
+    qcow2::OpenOptions options;
+    if (format)
+        options.format = qcow2::parse_format(*format);
+    options.open_backing = false;
+    options.writable = repair != qcow2::RepairMode::None;
+    options.for_repair = options.writable;
+    options.for_check = true; // a damaged snapshot table is reported, not refused
+    auto image = qcow2::Image::open(path, options);
     qcow2::CheckResult r;
     try {
         r = image->check(repair);
@@ -110,6 +117,10 @@ int cmd_check(int argc, char** argv) {
     }
     for (const auto& line : r.messages)
         std::fprintf(stderr, "%s\n", line.c_str());
+    if (!r.failure.empty()) {
+        print_error("Check failed: " + r.failure);
+        return 1;
+    }
     if (output == OutputFormat::Json) {
         std::printf("%s\n",
                     qemu_json(check_json(r, path, std::string(qcow2::format_name(image->format())))).c_str());
