@@ -79,14 +79,21 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
         const std::uint64_t entry = load_be64(&table[i * entry_size]);
         const std::uint64_t bitmap = h_.extended_l2() ? load_be64(&table[i * entry_size + 8]) : 0;
         if (entry & oflag_compressed) {
-            if (h_.extended_l2() && bitmap != 0) {
-                report(fmt::format("ERROR compressed cluster {} has a non-zero subcluster allocation bitmap",
-                                   i));
+            const std::uint64_t host = entry & ((1ull << x) - 1);
+            if (entry & oflag_copied) { // reported, then the entry is read without it (as QEMU does)
+                report(fmt::format(
+                    "ERROR: coffset=0x{:x}: copied flag must never be set for compressed clusters", host));
                 ++result_.corruptions;
             }
-            const std::uint64_t host = entry & ((1ull << x) - 1);
+            if (h_.extended_l2() && bitmap != 0) { // QEMU then leaves the cluster uncounted
+                report(fmt::format("ERROR compressed cluster {} with non-zero subcluster allocation bitmap, "
+                                   "entry=0x{:x}",
+                                   i, entry));
+                ++result_.corruptions;
+                continue;
+            }
             const std::uint64_t sectors = ((entry & ~oflag_compressed & ~oflag_copied) >> x) + 1;
-            count(host & ~(sector_size - 1), sectors * sector_size);
+            count(host, sectors * sector_size - (host & (sector_size - 1)));
             if (active) {
                 ++result_.allocated_clusters;
                 ++result_.compressed_clusters;
