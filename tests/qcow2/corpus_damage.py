@@ -67,11 +67,11 @@ def _make_source(c, name, options="cluster_size=65536", writes=None):
     return qcow2_layout.Image(c.path(name))
 
 
-def _compressed_source(c, name):
+def _compressed_source(c, name, options="cluster_size=65536"):
     source = name + ".src.raw"
     c.create(source, 1 * MiB, fmt="raw")
     c.write(source, ["write -P 0x61 0 256k", "write -P 0x62 512k 128k"], fmt="raw")
-    subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", source, name],
+    subprocess.run(["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", options, source, name],
                    cwd=c.dir, check=True)
     os.unlink(c.path(source))
     return qcow2_layout.Image(c.path(name))
@@ -139,6 +139,7 @@ def l2_unaligned(c, name):
     where, value = img.data_clusters()[0]
     img.write(">Q", where, value + 512)
     img.save()
+    return {"guest_data_lost": True}  # what qemu-img's repaired copy reads fails too
 
 
 def l2_shared_cluster(c, name):
@@ -162,6 +163,7 @@ def compressed_past_eof(c, name):
     sectors = value & ((1 << 62) - 1) & ~((1 << offset_bits) - 1)
     img.write(">Q", where, FLAG_COMPRESSED | sectors | (1 << 36))
     img.save()
+    return {"guest_data_lost": True}  # what qemu-img's repaired copy reads fails too
 
 
 def compressed_huge_sector_count(c, name):
@@ -179,6 +181,7 @@ def compressed_garbage_data(c, name):
     host = value & ((1 << (62 - (img.cluster_bits - 8))) - 1)
     img.data[host : host + 64] = b"\xff" * 64
     img.save()
+    return {"guest_data_lost": True}  # what qemu-img's repaired copy reads fails too
 
 
 def refcount_block_past_eof(c, name):
@@ -200,11 +203,122 @@ def dirty_lazy_refcounts(c, name):
                    cwd=c.dir, capture_output=True)
 
 
+def _compressed_offset_bits(img):
+    return 62 - (img.cluster_bits - 8)
+
+
+def compressed_copied_flag(c, name):
+    img = _compressed_source(c, name)
+    where, value = img.compressed_entries()[0]
+    img.write(">Q", where, value | FLAG_COPIED)
+    img.save()
+
+
+def compressed_nonzero_bitmap(c, name):
+    img = _compressed_source(c, name, "cluster_size=65536,extended_l2=on")
+    where, _ = img.compressed_entries()[0]
+    img.write(">Q", where + 8, 1)  # the entry's subcluster bitmap
+    img.save()
+
+
+def compressed_overlaps_l1(c, name):
+    img = _compressed_source(c, name)
+    where, value = img.compressed_entries()[0]
+    host_mask = (1 << _compressed_offset_bits(img)) - 1
+    img.write(">Q", where, (value & ~host_mask) | img.get("l1_table_offset"))
+    img.save()
+    return {"guest_data_lost": True}  # the cluster now decompresses metadata: unreadable
+
+
+def compressed_partly_past_eof(c, name):
+    img = _compressed_source(c, name)
+    where, _ = img.compressed_entries()[-1]
+    tail = len(img.data) - 512  # four sectors from here: the last one or more lie past the end
+    img.write(">Q", where, FLAG_COMPRESSED | (3 << _compressed_offset_bits(img)) | tail)
+    img.save()
+
+
+# --- snapshot table damage: an image with two internal snapshots (qemu-img snapshot -c) ------------
+def _snapshot_source(c, name):
+    img = _make_source(c, name)
+    del img
+    for tag, command in (("s1", "write -P 0x6b 64k 64k"), ("s2", None)):
+        subprocess.run(["qemu-img", "snapshot", "-c", tag, name], cwd=c.dir, check=True)
+        if command:
+            c.write(name, [command])
+    return qcow2_layout.Image(c.path(name))
+
+
+def snapshot_l1_unaligned(c, name):
+    img = _snapshot_source(c, name)
+    entry = img.snapshot_entry_offsets()[0]
+    img.write(">Q", entry, img.read(">Q", entry) + 8)
+    img.save()
+
+
+def snapshot_l1_too_large(c, name):
+    img = _snapshot_source(c, name)
+    img.write(">I", img.snapshot_entry_offsets()[1] + 8, 0x1000000)  # 128 MiB of L1 entries
+    img.save()
+
+
+def snapshot_l1_past_eof(c, name):
+    img = _snapshot_source(c, name)
+    img.write(">Q", img.snapshot_entry_offsets()[0], 1 << 40)
+    img.save()
+
+
+def snapshot_extra_too_large(c, name):
+    img = _snapshot_source(c, name)
+    img.write(">I", img.snapshot_entry_offsets()[1] + 36, 0x10000)
+    img.save()
+
+
+def snapshot_extra_incomplete(c, name):
+    """Version 3 needs 16 bytes of extra data: the first entry keeps only 8 (the table is re-packed)."""
+    img = _snapshot_source(c, name)
+    entry = img.snapshot_entry_offsets()[0]
+    extra = img.read(">I", entry + 36)
+    img.write(">I", entry + 36, 8)
+    del img.data[entry + 48 : entry + 40 + extra]
+    img.data.extend(bytes(extra - 8))  # the file keeps its length
+    img.save()
+
+
+def snapshot_count_past_table(c, name):
+    """One entry more than the table holds: it reads as zeroes from past the end of the file."""
+    img = _snapshot_source(c, name)
+    img.set("nb_snapshots", 3)
+    img.save()
+
+
+def snapshot_table_past_eof(c, name):
+    img = _snapshot_source(c, name)
+    img.set("snapshots_offset", 1 << 40)
+    img.save()
+
+
+def snapshot_table_unaligned(c, name):
+    img = _snapshot_source(c, name)
+    img.set("snapshots_offset", img.get("snapshots_offset") + 8)
+    img.save()
+
+
+def snapshot_count_over_limit(c, name):
+    img = _snapshot_source(c, name)
+    img.set("nb_snapshots", 65537)
+    img.save()
+
+
 DAMAGED = [
     leak_dropped_l2_entry, leak_appended_cluster, leak_v2, refcount_too_high, refcount_zero,
     refcount_zero_1bit, l2_past_eof, l2_unallocated_cluster, l2_unaligned, l2_shared_cluster,
     l1_past_eof, compressed_past_eof, compressed_huge_sector_count, compressed_garbage_data,
+    compressed_copied_flag, compressed_nonzero_bitmap, compressed_overlaps_l1, compressed_partly_past_eof,
     refcount_block_past_eof, corrupt_bit_set, dirty_lazy_refcounts,
+    snapshot_l1_unaligned, snapshot_l1_too_large, snapshot_l1_past_eof, snapshot_extra_too_large,
+    snapshot_extra_incomplete, snapshot_count_past_table, snapshot_table_past_eof, snapshot_table_unaligned,
+    snapshot_count_over_limit,
 ]
 
 
@@ -294,10 +408,12 @@ def build_all(c):
     entries = []
     for damage in DAMAGED:
         name = "damaged-" + damage.__name__.replace("_", "-") + ".qcow2"
-        damage(c, name)
-        entries.append({"name": name, "file": name, "format": "qcow2", "kind": "damaged",
-                        "features": {"damage": damage.__name__},
-                        "qemu": qemu_verdict(c.dir, name, with_repairs=True)})
+        extra = damage(c, name) or {}
+        entry = {"name": name, "file": name, "format": "qcow2", "kind": "damaged",
+                 "features": {"damage": damage.__name__},
+                 "qemu": qemu_verdict(c.dir, name, with_repairs=True)}
+        entry.update(extra)
+        entries.append(entry)
     for label, fields in HOSTILE_FIELDS.items():
         name = f"hostile-{label}.qcow2"
         _hostile_from_fields(c, name, fields)
