@@ -132,34 +132,43 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
 }
 
 void Qcow2Checker::walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool active) {
-    const std::uint64_t cluster = h_.cluster_size();
     count(l1_offset, std::uint64_t{l1_size} * 8);
-    std::vector<std::uint64_t> l1;
     if (active) {
-        l1 = img_.l1_;
-    } else if (l1_offset < file_bytes_) { // past the end a table reads as zeroes: nothing to walk
-        std::vector<std::byte> raw(std::uint64_t{l1_size} * 8);
-        img_.file_.read_or_zero(l1_offset, raw);
-        for (std::uint32_t i = 0; i < l1_size; ++i)
-            l1.push_back(load_be64(&raw[i * 8]));
+        for (std::uint64_t e : img_.l1_)
+            walk_l1_entry(e, true);
+        return;
     }
-    for (std::uint64_t e : l1) {
-        if (e & l1e_reserved_mask) {
-            report(fmt::format("ERROR found L1 entry with reserved bits set: {:x}", e));
-            ++result_.corruptions;
-        }
-        const std::uint64_t l2 = e & l1e_offset_mask;
-        if (l2 == 0)
-            continue;
-        if (l2 % cluster != 0) {
-            report(fmt::format("ERROR l2_offset={:x}: Table is not cluster aligned; L1 entry corrupted", l2));
-            ++result_.corruptions;
-        }
-        count(l2, cluster);
-        if (l2 + cluster > file_bytes_)
-            continue; // past the end: QEMU reads zeroes there, so no entries
-        walk_l2(l2, active);
+    // A snapshot's table is read in slices, and only the part inside the file (past the end it reads as
+    // zeroes: nothing to walk), so that a damaged entry's size costs no memory.
+    constexpr std::uint64_t slice_entries = 8192;
+    const std::uint64_t in_file = l1_offset < file_bytes_ ? (file_bytes_ - l1_offset) / 8 : 0;
+    const std::uint64_t entries = std::min<std::uint64_t>(l1_size, in_file);
+    std::vector<std::byte> raw;
+    for (std::uint64_t first = 0; first < entries; first += slice_entries) {
+        raw.resize(std::min(slice_entries, entries - first) * 8);
+        img_.file_.read_or_zero(l1_offset + first * 8, raw);
+        for (std::size_t i = 0; i < raw.size(); i += 8)
+            walk_l1_entry(load_be64(&raw[i]), false);
     }
+}
+
+void Qcow2Checker::walk_l1_entry(std::uint64_t e, bool active) {
+    const std::uint64_t cluster = h_.cluster_size();
+    if (e & l1e_reserved_mask) {
+        report(fmt::format("ERROR found L1 entry with reserved bits set: {:x}", e));
+        ++result_.corruptions;
+    }
+    const std::uint64_t l2 = e & l1e_offset_mask;
+    if (l2 == 0)
+        return;
+    if (l2 % cluster != 0) {
+        report(fmt::format("ERROR l2_offset={:x}: Table is not cluster aligned; L1 entry corrupted", l2));
+        ++result_.corruptions;
+    }
+    count(l2, cluster);
+    if (l2 + cluster > file_bytes_)
+        return; // past the end: QEMU reads zeroes there, so no entries
+    walk_l2(l2, active);
 }
 
 void Qcow2Checker::walk_refcount_table() {

@@ -20,6 +20,7 @@ class Qcow2Checker {
     std::uint64_t counted(std::uint64_t cluster) const;
     std::uint64_t disk_refcount(std::uint64_t cluster);
     void walk_l1(std::uint64_t l1_offset, std::uint32_t l1_size, bool active);
+    void walk_l1_entry(std::uint64_t entry, bool active);
     // --- the snapshot table (check_snapshots.cpp) ---
     bool read_snapshot_table();
     void walk_snapshots();

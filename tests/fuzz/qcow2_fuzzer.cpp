@@ -165,6 +165,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         backing = image->info().backing_filename;
         inspect(*image, false);
     });
+    q::OpenOptions for_check = alone;
+    for_check.for_check = true; // the snapshot table is read tolerantly, as qemu-img check does
+    run_stage("open for check and check", [&] {
+        auto image = q::Image::open(path, for_check);
+        image->check(q::RepairMode::None);
+    });
     if (!names_own_file(backing))
         return 0;
     q::OpenOptions chained = alone;
