@@ -42,7 +42,10 @@ class HostileBase(dt.ScratchCase):
                 failures.append(f"{what}: killed by signal {-result.returncode}")
             elif sub.startswith("check"):
                 # check reports problems over several lines (as qemu-img does); only the verdict counts.
-                if refuse and result.returncode not in (1, 2):
+                # A repair that qemu-img check then finds clean (as qemu-img's own) is a good outcome.
+                repaired = sub == "check -r all" and result.returncode == 0 and dt.qemu(
+                    "check", "-f", "qcow2", self.scratch_path(image["file"])).returncode == 0
+                if refuse and result.returncode not in (1, 2) and not repaired:
                     failures.append(f"{what}: must not call this image clean, got {dt.describe(result)}")
             elif refuse and result.returncode != 1:
                 failures.append(f"{what}: must be refused with exit 1, got {dt.describe(result)}")
