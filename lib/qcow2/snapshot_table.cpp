@@ -12,6 +12,22 @@ namespace vmstor::qcow2 {
 
 using namespace format;
 
+namespace {
+
+// The fixed part of a table entry; the sizes of what follows are read by the caller.
+Snapshot decode_fixed_part(const std::byte* fixed) {
+    Snapshot s;
+    s.l1_table_offset = load_be64(fixed);
+    s.l1_size = load_be32(fixed + 8);
+    s.info.date_sec = load_be32(fixed + 16);
+    s.info.date_nsec = load_be32(fixed + 20);
+    s.info.vm_clock_nsec = load_be64(fixed + 24);
+    s.info.vm_state_size = load_be32(fixed + 32);
+    return s;
+}
+
+} // namespace
+
 std::vector<Snapshot> read_snapshot_table(const File& file, const Header& h, std::uint64_t& table_bytes) {
     std::vector<Snapshot> snapshots;
     table_bytes = 0;
@@ -29,15 +45,9 @@ std::vector<Snapshot> read_snapshot_table(const File& file, const Header& h, std
             throw corrupt(i, "the snapshot table is larger than 64 MiB");
         std::byte fixed[snapshot_fixed_size];
         file.read_exact(pos, fixed, "snapshot table entry");
-        Snapshot s;
-        s.l1_table_offset = load_be64(fixed);
-        s.l1_size = load_be32(fixed + 8);
+        Snapshot s = decode_fixed_part(fixed);
         const std::uint16_t id_size = load_be16(fixed + 12);
         const std::uint16_t name_size = load_be16(fixed + 14);
-        s.info.date_sec = load_be32(fixed + 16);
-        s.info.date_nsec = load_be32(fixed + 20);
-        s.info.vm_clock_nsec = load_be64(fixed + 24);
-        s.info.vm_state_size = load_be32(fixed + 32);
         const std::uint32_t extra_size = load_be32(fixed + 36);
         if (extra_size > max_snapshot_extra_data)
             throw corrupt(
@@ -136,15 +146,9 @@ CheckedSnapshotTable read_snapshot_table_for_check(const File& file, const Heade
         std::byte fixed[snapshot_fixed_size];
         read_padded(file, file_size, pos, fixed);
         pos += snapshot_fixed_size;
-        Snapshot s;
-        s.l1_table_offset = load_be64(fixed);
-        s.l1_size = load_be32(fixed + 8);
+        Snapshot s = decode_fixed_part(fixed);
         const std::uint16_t id_size = load_be16(fixed + 12);
         const std::uint16_t name_size = load_be16(fixed + 14);
-        s.info.date_sec = load_be32(fixed + 16);
-        s.info.date_nsec = load_be32(fixed + 20);
-        s.info.vm_clock_nsec = load_be64(fixed + 24);
-        s.info.vm_state_size = load_be32(fixed + 32);
         const std::uint32_t extra_size = load_be32(fixed + 36);
         std::uint32_t kept_extra = extra_size;
         if (extra_size > max_snapshot_extra_data) {
