@@ -4,6 +4,7 @@
 #include <pwd.h>
 
 #include "bus.hpp"
+#include "common/size.hpp"
 #include "dbus_json.hpp"
 #include "job_follower.hpp"
 #include "requests.hpp"
@@ -65,8 +66,16 @@ void add_job_wait(CLI::App& app, CommandContext& context) {
 
 } // namespace
 
-void add_no_wait_flag(CLI::App& command, bool& no_wait) {
-    command.add_flag("--no-wait", no_wait, "Print the job's object path and return at once");
+PropertyMap JobFlags::with_rate_limit(PropertyMap options) const {
+    if (!rate_limit.empty())
+        options["rate_limit"] = sdbus::Variant(parse_size(rate_limit));
+    return options;
+}
+
+void add_job_flags(CLI::App& command, JobFlags& flags) {
+    command.add_flag("--no-wait", flags.no_wait, "Print the job's object path and return at once");
+    command.add_option("--rate-limit", flags.rate_limit, "At most this many bytes per second, e.g. 10M")
+        ->check(size_validator());
 }
 
 bool finish_job(CommandContext& context, const std::string& job, bool no_wait) {

@@ -7,13 +7,23 @@
 #include <CLI/CLI.hpp>
 
 #include "command_context.hpp"
+#include "dbus_json.hpp"
 
 namespace vmstor::client {
 
 void add_job_commands(CLI::App& app, CommandContext& context);
 
-/// @brief Adds the `--no-wait` flag of a command that starts a job.
-void add_no_wait_flag(CLI::App& command, bool& no_wait);
+/// @brief What every command that starts a job accepts besides its own arguments.
+struct JobFlags {
+    bool no_wait = false;
+    std::string rate_limit; ///< bytes of progress per second as typed ("10M"); empty: no limit
+
+    /// @brief A job method's `options` plus `rate_limit` (t) when --rate-limit was given.
+    PropertyMap with_rate_limit(PropertyMap options) const;
+};
+
+/// @brief Adds `--no-wait` and `--rate-limit SIZE` to a command that starts a job.
+void add_job_flags(CLI::App& command, JobFlags& flags);
 
 /// @brief What a command does with the job its call answered: with --no-wait, prints the job's path and
 /// returns false; otherwise follows it to its end (throwing when it fails) and returns true.

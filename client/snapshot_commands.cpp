@@ -87,23 +87,23 @@ void add_snapshot_clone(CLI::App& app, CommandContext& context) {
         std::string target_pool;
         std::string new_name;
         CopyArguments copy;
-        bool no_wait = false;
+        JobFlags flags;
     };
     auto name = add_snapshot_name(*command);
     auto args = std::make_shared<Arguments>();
     command->add_option("TARGET_POOL", args->target_pool, "Pool to create the new volume in")->required();
     command->add_option("NEWNAME", args->new_name, "The new volume's name")->required();
     add_copy_options(*command, args->copy);
-    add_no_wait_flag(*command, args->no_wait);
+    add_job_flags(*command, args->flags);
     command->callback([&context, name, args] {
-        auto options = parsed_copy_options(args->copy);
+        auto options = args->flags.with_rate_limit(parsed_copy_options(args->copy));
         std::string job;
         translating_unknown_object(name->missing(), [&] {
             job =
                 SnapshotProxy(context.bus(), name->path())
                     .CloneTo(sdbus::ObjectPath(pool_object_path(args->target_pool)), args->new_name, options);
         });
-        if (finish_job(context, job, args->no_wait))
+        if (finish_job(context, job, args->flags.no_wait))
             context.print_created(volume_object_path(args->target_pool, args->new_name));
     });
 }
@@ -140,10 +140,11 @@ void add_vol_overlay(CLI::App& app, CommandContext& context) {
 void add_vol_commit(CLI::App& app, CommandContext& context) {
     auto* command = app.add_subcommand("vol-commit", "Merge an overlay's data into its backing image");
     auto name = add_volume_name(*command);
-    auto no_wait = std::make_shared<bool>(false);
-    add_no_wait_flag(*command, *no_wait);
-    command->callback([&context, name, no_wait] {
-        run_volume_job(context, *name, *no_wait, [](VolumeProxy& volume) { return volume.Commit({}); });
+    auto flags = std::make_shared<JobFlags>();
+    add_job_flags(*command, *flags);
+    command->callback([&context, name, flags] {
+        run_volume_job(context, *name, flags->no_wait,
+                       [&](VolumeProxy& volume) { return volume.Commit(flags->with_rate_limit({})); });
     });
 }
 
@@ -153,7 +154,7 @@ void add_vol_rebase(CLI::App& app, CommandContext& context) {
         std::string backing;
         std::string backing_format;
         bool unsafe = false;
-        bool no_wait = false;
+        JobFlags flags;
     };
     auto name = add_volume_name(*command);
     auto args = std::make_shared<Arguments>();
@@ -161,10 +162,10 @@ void add_vol_rebase(CLI::App& app, CommandContext& context) {
     command->add_option("--backing-format", args->backing_format, "The new backing image's format")
         ->check(CLI::IsMember({"raw", "qcow2"}));
     command->add_flag("--unsafe", args->unsafe, "Only rewrite the header; do not compare the data");
-    add_no_wait_flag(*command, args->no_wait);
+    add_job_flags(*command, args->flags);
     command->callback([&context, name, args] {
-        auto options = rebase_options(args->backing_format, args->unsafe);
-        run_volume_job(context, *name, args->no_wait,
+        auto options = args->flags.with_rate_limit(rebase_options(args->backing_format, args->unsafe));
+        run_volume_job(context, *name, args->flags.no_wait,
                        [&](VolumeProxy& volume) { return volume.Rebase(args->backing, options); });
     });
 }

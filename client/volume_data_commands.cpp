@@ -66,24 +66,24 @@ void add_vol_clone(CLI::App& app, CommandContext& context) {
         std::string new_name;
         std::string to_pool;
         CopyArguments copy;
-        bool no_wait = false;
+        JobFlags flags;
     };
     auto args = std::make_shared<Arguments>();
     auto name = add_volume_name(*command);
     command->add_option("NEWNAME", args->new_name, "The copy's name")->required();
     command->add_option("--to-pool", args->to_pool, "Pool to create the copy in");
     add_copy_options(*command, args->copy);
-    add_no_wait_flag(*command, args->no_wait);
+    add_job_flags(*command, args->flags);
     command->callback([&context, name, args] {
         auto target_pool = args->to_pool.empty() ? name->pool : args->to_pool;
-        auto options = parsed_copy_options(args->copy);
+        auto options = args->flags.with_rate_limit(parsed_copy_options(args->copy));
         std::string job;
         translating_unknown_object("pool '" + target_pool + "' does not exist", [&] {
             job = PoolProxy(context.bus(), pool_object_path(target_pool))
                       .CloneVolume(sdbus::ObjectPath(volume_object_path(name->pool, name->volume)),
                                    args->new_name, options);
         });
-        if (finish_job(context, job, args->no_wait))
+        if (finish_job(context, job, args->flags.no_wait))
             context.print_created(volume_object_path(target_pool, args->new_name));
     });
 }
@@ -94,18 +94,18 @@ void add_vol_convert(CLI::App& app, CommandContext& context) {
         std::string target_pool;
         std::string new_name;
         CopyArguments copy;
-        bool no_wait = false;
+        JobFlags flags;
     };
     auto args = std::make_shared<Arguments>();
     auto name = add_volume_name(*command);
     command->add_option("TARGET_POOL", args->target_pool, "Pool to create the new volume in")->required();
     command->add_option("NEWNAME", args->new_name, "The new volume's name")->required();
     add_copy_options(*command, args->copy);
-    add_no_wait_flag(*command, args->no_wait);
+    add_job_flags(*command, args->flags);
     command->callback([&context, name, args] {
-        auto options = parsed_copy_options(args->copy);
+        auto options = args->flags.with_rate_limit(parsed_copy_options(args->copy));
         auto target_pool = sdbus::ObjectPath(pool_object_path(args->target_pool));
-        if (run_volume_job(context, *name, args->no_wait, [&](VolumeProxy& volume) {
+        if (run_volume_job(context, *name, args->flags.no_wait, [&](VolumeProxy& volume) {
                 return volume.Convert(target_pool, args->new_name, options);
             }))
             context.print_created(volume_object_path(args->target_pool, args->new_name));
@@ -116,20 +116,21 @@ void add_vol_wipe(CLI::App& app, CommandContext& context) {
     auto* command = app.add_subcommand("vol-wipe", "Overwrite a volume's data (with zeroes by default)");
     struct Arguments {
         std::string algorithm;
-        bool no_wait = false;
+        JobFlags flags;
     };
     auto args = std::make_shared<Arguments>();
     auto name = add_volume_name(*command);
     command->add_option("--algorithm", args->algorithm,
                         "zero, or one of libvirt's (raw volumes): nnsa, dod, bsi, gutmann, schneier, "
                         "pfitzner7, pfitzner33, random");
-    add_no_wait_flag(*command, args->no_wait);
+    add_job_flags(*command, args->flags);
     command->callback([&context, name, args] {
         std::map<std::string, sdbus::Variant> options;
         if (!args->algorithm.empty())
             options["algorithm"] = sdbus::Variant(args->algorithm);
-        run_volume_job(context, *name, args->no_wait,
-                       [&](VolumeProxy& volume) { return volume.Wipe(options); });
+        run_volume_job(context, *name, args->flags.no_wait, [&](VolumeProxy& volume) {
+            return volume.Wipe(args->flags.with_rate_limit(options));
+        });
     });
 }
 
@@ -138,14 +139,14 @@ void add_vol_upload(CLI::App& app, CommandContext& context) {
     auto name = add_volume_name(*command);
     auto file = std::make_shared<std::string>();
     auto transfer = std::make_shared<TransferArguments>();
-    auto no_wait = std::make_shared<bool>(false);
+    auto flags = std::make_shared<JobFlags>();
     command->add_option("FILE", *file, "File to read, '-' for stdin")->required();
     add_transfer_options(*command, *transfer, true);
-    add_no_wait_flag(*command, *no_wait);
-    command->callback([&context, name, file, transfer, no_wait] {
-        auto options = transfer_options(transfer->request());
+    add_job_flags(*command, *flags);
+    command->callback([&context, name, file, transfer, flags] {
+        auto options = flags->with_rate_limit(transfer_options(transfer->request()));
         auto fd = open_for_reading(*file);
-        run_volume_job(context, *name, *no_wait,
+        run_volume_job(context, *name, flags->no_wait,
                        [&](VolumeProxy& volume) { return volume.Upload(fd, options); });
     });
 }
@@ -155,14 +156,14 @@ void add_vol_download(CLI::App& app, CommandContext& context) {
     auto name = add_volume_name(*command);
     auto file = std::make_shared<std::string>();
     auto transfer = std::make_shared<TransferArguments>();
-    auto no_wait = std::make_shared<bool>(false);
+    auto flags = std::make_shared<JobFlags>();
     command->add_option("FILE", *file, "File to write, '-' for stdout")->required();
     add_transfer_options(*command, *transfer, true);
-    add_no_wait_flag(*command, *no_wait);
-    command->callback([&context, name, file, transfer, no_wait] {
-        auto options = transfer_options(transfer->request());
+    add_job_flags(*command, *flags);
+    command->callback([&context, name, file, transfer, flags] {
+        auto options = flags->with_rate_limit(transfer_options(transfer->request()));
         auto fd = open_for_writing(*file);
-        run_volume_job(context, *name, *no_wait,
+        run_volume_job(context, *name, flags->no_wait,
                        [&](VolumeProxy& volume) { return volume.Download(fd, options); });
     });
 }
@@ -176,7 +177,7 @@ void add_vol_import(CLI::App& app, CommandContext& context) {
         std::string format;
         std::string cluster_size;
         TransferArguments transfer;
-        bool no_wait = false;
+        JobFlags flags;
     };
     auto args = std::make_shared<Arguments>();
     command->add_option("POOL", args->pool, "Pool name")->required();
@@ -187,17 +188,17 @@ void add_vol_import(CLI::App& app, CommandContext& context) {
     command->add_option("--cluster-size", args->cluster_size, "qcow2 cluster size, e.g. 64K")
         ->check(size_validator());
     add_transfer_options(*command, args->transfer, false);
-    add_no_wait_flag(*command, args->no_wait);
+    add_job_flags(*command, args->flags);
     command->callback([&context, args] {
-        auto options =
-            import_options(args->format, optional_size(args->cluster_size), args->transfer.request());
+        auto options = args->flags.with_rate_limit(
+            import_options(args->format, optional_size(args->cluster_size), args->transfer.request()));
         auto fd = open_for_reading(args->file);
         std::string job;
         translating_unknown_object("pool '" + args->pool + "' does not exist", [&] {
             job =
                 PoolProxy(context.bus(), pool_object_path(args->pool)).ImportVolume(args->name, fd, options);
         });
-        if (finish_job(context, job, args->no_wait))
+        if (finish_job(context, job, args->flags.no_wait))
             context.print_created(volume_object_path(args->pool, args->name));
     });
 }

@@ -4,6 +4,7 @@ like 10G, and a D-Bus error as one line on stderr with exit status 1."""
 
 import json
 import os
+import time
 
 from harness import POOL, VOLUME, IntegrationTest, MiB, main, pool_path, volume_path
 
@@ -129,6 +130,48 @@ class VmstorctlTests(IntegrationTest):
         self.assertEqual(done.returncode, 1)
         self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
         self.assertIn("no-such-pool", done.stderr)
+
+    def timed_ok(self, *args):
+        started = time.monotonic()
+        self.ok(*args)
+        return time.monotonic() - started
+
+    def test_job_commands_take_a_rate_limit_like_4M(self):
+        self.ensure_pool()
+        size = 8 * MiB
+        data = self.env.path("rate.bin")
+        content = os.urandom(size)
+        with open(data, "wb") as f:
+            f.write(content)
+        self.ok("vol-create", "ctl", "rate.raw", "8M", "--format", "raw")
+        # 8 MiB at 4 MiB/s: at least 2 s, however fast the machine (without the cap it takes a moment).
+        elapsed = self.timed_ok("vol-upload", "ctl", "rate.raw", data, "--rate-limit", "4M")
+        self.assertGreaterEqual(elapsed, 2.0, "vol-upload ran faster than its --rate-limit allows")
+        with open(os.path.join(self.target, "rate.raw"), "rb") as f:
+            self.assertEqual(f.read(), content, "the upload's data")
+        elapsed = self.timed_ok("vol-convert", "ctl", "rate.raw", "ctl", "rate.qcow2", "--format", "qcow2",
+                                "--rate-limit", "4M")
+        self.assertGreaterEqual(elapsed, 2.0, "vol-convert ran faster than its --rate-limit allows")
+        elapsed = self.timed_ok("vol-download", "ctl", "rate.qcow2", self.env.path("rate.out"),
+                                "--rate-limit", "4194304")
+        self.assertGreaterEqual(elapsed, 2.0, "vol-download ran faster than its --rate-limit allows")
+        with open(self.env.path("rate.out"), "rb") as f:
+            self.assertEqual(f.read(), content, "the download's data")
+
+        done = self.vmstorctl("vol-wipe", "ctl", "rate.raw", "--rate-limit", "10Q")
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("10Q", done.stderr)
+        with open(os.path.join(self.target, "rate.raw"), "rb") as f:
+            self.assertNotEqual(f.read(MiB), bytes(MiB), "a refused --rate-limit still started the wipe")
+        done = self.vmstorctl("vol-clone", "ctl", "rate.raw", "rate0.raw", "--rate-limit", "0")
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("rate_limit", done.stderr)
+        self.assertNotIn("rate0.raw", self.virsh_volumes("ctl"))
+        for command in ("vol-clone", "vol-convert", "vol-wipe", "vol-upload", "vol-download", "vol-import",
+                        "vol-commit", "vol-rebase", "snapshot-clone"):
+            self.assertIn("--rate-limit", self.ok(command, "--help"), command)
+        for name in ("rate.raw", "rate.qcow2"):
+            self.ok("vol-delete", "ctl", name)
 
     def test_a_bad_size_is_refused_before_any_call(self):
         self.ensure_pool()
