@@ -277,6 +277,7 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
     open.open_backing = false;
     open.building = true;
     open.sync = options.sync;
+    open.write_behind = options.sync; // no point starting writeback for a target that is never synced
     auto target = Image::open(target_path, open);
     Converter(source, *target, options).run();
 }

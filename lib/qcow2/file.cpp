@@ -2,6 +2,7 @@
 
 #include "common/error.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -103,6 +104,12 @@ void File::read_or_zero(std::uint64_t offset, std::span<std::byte> out) const {
 void File::write(std::uint64_t offset, std::span<const std::byte> data) {
     if (int err = injected_error(FaultInjection::Op::Write, path_, offset, data.size()))
         throw system_error(err, fmt::format("cannot write to '{}'", path_));
+    write_data(offset, data);
+    if (write_behind_window_)
+        start_writeback(offset, data.size());
+}
+
+void File::write_data(std::uint64_t offset, std::span<const std::byte> data) {
     std::size_t done = 0;
     while (done < data.size()) {
         ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
@@ -113,6 +120,21 @@ void File::write(std::uint64_t offset, std::span<const std::byte> data) {
         }
         done += static_cast<std::size_t>(n);
     }
+}
+
+void File::start_writeback(std::uint64_t offset, std::uint64_t length) {
+    pending_ += length;
+    pending_begin_ = std::min(pending_begin_, offset);
+    pending_end_ = std::max(pending_end_, offset + length);
+    if (pending_ < write_behind_window_)
+        return;
+    // Only starts the writeback: the caller goes on while the disk works. Errors are not lost:
+    // fdatasync() in sync() reports them.
+    ::sync_file_range(fd_, static_cast<off_t>(pending_begin_),
+                      static_cast<off_t>(pending_end_ - pending_begin_), SYNC_FILE_RANGE_WRITE);
+    pending_ = 0;
+    pending_begin_ = UINT64_MAX;
+    pending_end_ = 0;
 }
 
 void File::punch_hole(std::uint64_t offset, std::uint64_t length) {
@@ -155,6 +177,57 @@ void File::write_zeroes(std::uint64_t offset, std::uint64_t length) {
         write(offset + done, std::span(zeroes).first(chunk));
         done += chunk;
     }
+}
+
+void File::zero_range(std::uint64_t offset, std::uint64_t length) {
+    if (length == 0)
+        return;
+    if (int err = injected_error(FaultInjection::Op::Write, path_, offset, length))
+        throw system_error(err, fmt::format("cannot write to '{}'", path_));
+    if (!block_device_ &&
+        ::fallocate(fd_, FALLOC_FL_ZERO_RANGE, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0)
+        return;
+    write_zeroes(offset, length); // a block device or a file system without it
+}
+
+std::uint64_t File::copy_from(int source, std::uint64_t source_offset, std::uint64_t offset,
+                              std::uint64_t length) {
+    if (int err = injected_error(FaultInjection::Op::Write, path_, offset, length))
+        throw system_error(err, fmt::format("cannot write to '{}'", path_));
+    std::uint64_t done = 0;
+    bool in_kernel = true;
+    std::vector<std::byte> buffer;
+    while (done < length) {
+        auto in = static_cast<loff_t>(source_offset + done);
+        auto out = static_cast<loff_t>(offset + done);
+        ssize_t n = -1;
+        if (in_kernel) {
+            n = ::copy_file_range(source, &in, fd_, &out, length - done, 0);
+            // Another file system, or one that cannot: copy through a buffer instead.
+            if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+                in_kernel = false;
+                continue;
+            }
+        } else {
+            buffer.resize(std::min<std::uint64_t>(length, 1u << 20));
+            n = ::pread(source, buffer.data(), std::min<std::uint64_t>(buffer.size(), length - done), in);
+            if (n > 0) {
+                const std::uint64_t got = static_cast<std::uint64_t>(n);
+                write_data(offset + done, std::span(buffer).first(got));
+            }
+        }
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw system_error(errno, fmt::format("cannot copy into '{}'", path_));
+        }
+        done += static_cast<std::uint64_t>(n);
+    }
+    if (write_behind_window_ && done > 0)
+        start_writeback(offset, done);
+    return done;
 }
 
 void File::truncate(std::uint64_t size) {

@@ -22,6 +22,9 @@ class FaultInjection {
     static void install(FaultInjection* hook);
 };
 
+/// How many bytes a File with write_behind writes before it starts writing them back (OpenOptions).
+inline constexpr std::uint64_t write_behind_window = 32ull << 20;
+
 class File {
   public:
     enum class Mode { ReadOnly, ReadWrite, CreateExclusive, CreateTruncate };
@@ -44,8 +47,19 @@ class File {
     void allocate(std::uint64_t offset, std::uint64_t length);
     /// @brief Writes real zeroes (preallocation=full: the blocks must hold data, not unwritten extents).
     void write_zeroes(std::uint64_t offset, std::uint64_t length);
+    /// @brief Makes the range read as zero and keeps (or allocates) its space: written zeroes without
+    /// the writing where the file system can (FALLOC_FL_ZERO_RANGE).
+    void zero_range(std::uint64_t offset, std::uint64_t length);
+    /// @brief Copies up to `length` bytes of the file `source` from `source_offset` to `offset` here, in
+    /// the kernel where it can (copy_file_range); returns the count, less only where `source` ends.
+    std::uint64_t copy_from(int source, std::uint64_t source_offset, std::uint64_t offset,
+                            std::uint64_t length);
     void truncate(std::uint64_t size);
     void sync();
+    /// @brief Streaming writes (convert, upload): every `window` bytes written, start writing them back
+    /// to the disk, so that the disk works while the caller does and the final sync() finds little
+    /// left. Changes no guarantee: durability still comes from sync(). 0 turns it off.
+    void write_behind(std::uint64_t window) { write_behind_window_ = window; }
     std::uint64_t size() const;
     /// @brief Bytes the file occupies on its file system (st_blocks * 512), as `actual-size` reports.
     std::uint64_t allocated_bytes() const;
@@ -57,10 +71,17 @@ class File {
     std::uint64_t next_hole(std::uint64_t offset) const;
 
   private:
+    void write_data(std::uint64_t offset, std::span<const std::byte> data);
+    void start_writeback(std::uint64_t offset, std::uint64_t length);
+
     std::string path_;
     int fd_ = -1;
     bool writable_ = false;
     bool block_device_ = false;
+    std::uint64_t write_behind_window_ = 0;
+    std::uint64_t pending_ = 0;                // bytes written since writeback was last started
+    std::uint64_t pending_begin_ = UINT64_MAX; // the range they lie in
+    std::uint64_t pending_end_ = 0;
 };
 
 } // namespace vmstor::qcow2

@@ -32,6 +32,9 @@ struct OpenOptions {
     /// false: flush() writes everything back without syncing the file (qemu-img convert's cache=unsafe,
     /// for a target nobody uses until the command ends).
     bool sync = true;
+    /// Writes come as one long stream (convert, upload): write them back to the disk as they come (every
+    /// 32 MiB) instead of all at the final sync, so that the disk works while the job does.
+    bool write_behind = false;
     /// Open for writing only to repair metadata (check -r): allowed even on an image marked corrupt.
     bool for_repair = false;
     /// Open for check: the snapshot table is not read here but by check, which reports its damage as

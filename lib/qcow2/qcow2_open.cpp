@@ -34,6 +34,8 @@ Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
     auto corrupt = [&](const std::string& why) {
         return Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid qcow2 image: {}", path, why));
     };
+    if (writable_ && options.write_behind)
+        file_.write_behind(write_behind_window);
     if (writable_ && !options.for_repair && (header_.incompatible_features & incompat_corrupt))
         throw Error(ErrorCode::Corrupt,
                     fmt::format("'{}' is marked corrupt and cannot be opened for writing (repair it with "

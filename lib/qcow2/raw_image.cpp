@@ -10,7 +10,10 @@ namespace vmstor::qcow2 {
 
 RawImage::RawImage(const std::string& path, const OpenOptions& options)
     : file_(path, options.writable ? File::Mode::ReadWrite : File::Mode::ReadOnly), size_(file_.size()),
-      sync_(options.sync) {}
+      sync_(options.sync) {
+    if (options.writable && options.write_behind)
+        file_.write_behind(write_behind_window);
+}
 
 void RawImage::check_range(std::uint64_t offset, std::uint64_t length) const {
     if (offset > size_ || length > size_ - offset)

@@ -35,6 +35,7 @@ std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::str
     qcow2::OpenOptions options;
     options.format = qcow2::parse_format(format);
     options.writable = writable;
+    options.write_behind = writable; // every job that writes streams through the image
     options.snapshot = snapshot;
     return qcow2::Image::open(path, options);
 }
