@@ -61,6 +61,7 @@ std::vector<std::byte> deflate_raw(std::span<const std::byte> in, std::size_t ma
     if (rc != Z_STREAM_END || produced >= max_size)
         return {};
     out.resize(produced);
+    out.shrink_to_fit(); // a batch holds many results: only what they need
     return out;
 }
 
@@ -77,6 +78,7 @@ std::vector<std::byte> zstd_compress(std::span<const std::byte> in, std::size_t 
     if (ZSTD_isError(rc) || rc >= max_size)
         return {};
     out.resize(rc);
+    out.shrink_to_fit();
     return out;
 }
 

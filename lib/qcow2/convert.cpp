@@ -1,5 +1,5 @@
 // convert: copy guest data into a new image, skipping zero and unallocated ranges without reading
-// them; -c compresses clusters on every core while one thread writes them in order.
+// them; -c compresses clusters on every core while one thread reads and writes them in order.
 #include "chain_status.hpp"
 #include "common/error.hpp"
 #include "format.hpp"
@@ -9,10 +9,11 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
+#include <exception>
 #include <fmt/format.h>
-#include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 namespace vmstor::qcow2 {
 
@@ -39,7 +40,7 @@ bool is_zero(std::span<const std::byte> data) {
     return true;
 }
 
-class WorkerPool;
+class CompressPipeline;
 
 class Converter {
   public:
@@ -65,7 +66,7 @@ class Converter {
     const ConvertOptions& options_;
     std::uint64_t size_;
     std::vector<std::byte> buffer_;
-    std::unique_ptr<WorkerPool> pool_;
+    std::unique_ptr<CompressPipeline> pipeline_;
 };
 
 void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
@@ -98,119 +99,143 @@ void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
     }
 }
 
-// Worker threads that live for the whole convert: under load a new thread can wait long for a CPU,
-// so creating threads per batch would dominate.
-class WorkerPool {
+// Compresses clusters on worker threads while the calling thread reads the next ones and writes the
+// finished ones in order, so that reading, compressing and writing overlap; at most `slots` clusters
+// are in flight (that bounds the memory). Threads live for the whole convert: under load a new thread
+// can wait long for a CPU.
+class CompressPipeline {
   public:
-    explicit WorkerPool(unsigned workers) {
+    CompressPipeline(Qcow2Image& target, CompressionType type, std::uint64_t size, unsigned workers,
+                     std::size_t slots)
+        : target_(target), type_(type), size_(size), cluster_(target.cluster_size()), slots_(slots) {
+        for (auto& slot : slots_)
+            slot.input.resize(cluster_);
         for (unsigned i = 0; i < workers; ++i)
             threads_.emplace_back([this] { serve(); });
     }
-    ~WorkerPool() {
+    ~CompressPipeline() {
         {
             std::lock_guard lock(mutex_);
             stopping_ = true;
         }
-        wake_.notify_all();
+        work_.notify_all();
         for (auto& t : threads_)
             t.join();
     }
-    /// @brief Calls job(i) for every i < count on the workers and the calling thread.
-    void run(std::uint64_t count, const std::function<void(std::uint64_t)>& job) {
+
+    /// @brief Reads guest cluster `gc` of `source` for compression; writes finished clusters first while
+    /// every slot is taken.
+    void push(Image& source, std::uint64_t gc) {
+        while (pushed_ - written_ == slots_.size())
+            write_oldest();
+        Slot& slot = slots_[pushed_ % slots_.size()];
+        slot.gc = gc;
+        slot.done = false;
+        const std::uint64_t start = gc * cluster_;
+        const std::uint64_t bytes = std::min(cluster_, size_ - start);
+        if (bytes < cluster_)
+            std::fill(slot.input.begin() + static_cast<std::ptrdiff_t>(bytes), slot.input.end(),
+                      std::byte{0});
+        source.read(start, std::span(slot.input).first(bytes));
         {
             std::lock_guard lock(mutex_);
-            job_ = &job;
-            count_ = count;
-            next_ = 0;
-            busy_ = threads_.size();
-            ++generation_;
+            ++pushed_;
         }
-        wake_.notify_all();
-        work();
-        std::unique_lock lock(mutex_);
-        done_.wait(lock, [this] { return busy_ == 0; });
-        job_ = nullptr;
+        work_.notify_one();
+    }
+
+    /// @brief Writes every cluster pushed so far.
+    void drain() {
+        while (written_ < pushed_)
+            write_oldest();
     }
 
   private:
-    void work() {
-        while (true) {
-            const std::uint64_t i = next_.fetch_add(1);
-            if (i >= count_)
-                return;
-            (*job_)(i);
-        }
-    }
+    struct Slot {
+        std::uint64_t gc = 0;
+        std::vector<std::byte> input;
+        std::vector<std::byte> output; // empty: not smaller compressed, written as it is
+        bool zero = false;
+        bool done = false;
+        std::exception_ptr error;
+    };
+
     void serve() {
-        std::uint64_t seen = 0;
+        std::unique_lock lock(mutex_);
         while (true) {
-            {
-                std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-                if (stopping_)
-                    return;
-                seen = generation_;
+            work_.wait(lock, [this] { return stopping_ || taken_ < pushed_; });
+            if (stopping_)
+                return;
+            Slot& slot = slots_[taken_++ % slots_.size()];
+            lock.unlock();
+            try {
+                slot.zero = is_zero(slot.input);
+                slot.output = slot.zero ? std::vector<std::byte>{}
+                                        : compress_cluster(type_, slot.input, cluster_ - 512);
+            } catch (...) {
+                slot.error = std::current_exception();
             }
-            work();
-            std::lock_guard lock(mutex_);
-            if (--busy_ == 0)
-                done_.notify_one();
+            lock.lock();
+            slot.done = true;
+            done_.notify_one();
         }
     }
 
+    void write_oldest() {
+        Slot& slot = slots_[written_ % slots_.size()];
+        {
+            std::unique_lock lock(mutex_);
+            done_.wait(lock, [&] { return slot.done; });
+        }
+        ++written_;
+        if (slot.error)
+            std::rethrow_exception(std::exchange(slot.error, nullptr));
+        if (slot.zero)
+            return;
+        const std::uint64_t guest = slot.gc * cluster_;
+        if (slot.output.empty())
+            target_.write(guest, std::span(slot.input).first(std::min(cluster_, size_ - guest)));
+        else
+            target_.write_compressed_data(slot.gc, slot.output);
+        slot.output = {};
+    }
+
+    Qcow2Image& target_;
+    const CompressionType type_;
+    const std::uint64_t size_;
+    const std::uint64_t cluster_;
+    std::vector<Slot> slots_;
+    std::uint64_t pushed_ = 0;  // clusters read (workers read it under the mutex)
+    std::uint64_t taken_ = 0;   // clusters a worker took (under the mutex)
+    std::uint64_t written_ = 0; // clusters written (the calling thread only)
     std::vector<std::thread> threads_;
     std::mutex mutex_;
-    std::condition_variable wake_, done_;
-    const std::function<void(std::uint64_t)>* job_ = nullptr;
-    std::uint64_t count_ = 0;
-    std::atomic<std::uint64_t> next_{0};
-    std::size_t busy_ = 0;
-    std::uint64_t generation_ = 0;
+    std::condition_variable work_, done_;
     bool stopping_ = false;
 };
 
 void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
-    auto& qcow2 = static_cast<Qcow2Image&>(target_);
     const std::uint64_t cluster = target_.cluster_size();
-    const CompressionType type =
-        qcow2.header().compression_type == compression_zstd ? CompressionType::Zstd : CompressionType::Zlib;
-    // Like QEMU's pool of 4 compression threads, at least: on a busy host more threads get more CPU.
-    const unsigned threads =
-        options_.threads ? options_.threads : std::max(4u, std::thread::hardware_concurrency());
-    if (!pool_)
-        pool_ = std::make_unique<WorkerPool>(threads - 1);
+    if (!pipeline_) {
+        auto& qcow2 = static_cast<Qcow2Image&>(target_);
+        const CompressionType type = qcow2.header().compression_type == compression_zstd
+                                         ? CompressionType::Zstd
+                                         : CompressionType::Zlib;
+        // Like QEMU's pool of 4 compression threads, at least: on a busy host more threads get more CPU.
+        const unsigned threads =
+            options_.threads ? options_.threads : std::max(4u, std::thread::hardware_concurrency());
+        const std::size_t slots = std::max<std::uint64_t>(4 * threads, (2ull << 20) / cluster);
+        pipeline_ = std::make_unique<CompressPipeline>(qcow2, type, size_, threads, slots);
+    }
     // Whole clusters only: a range is widened to cluster boundaries (the extra bytes are read as they are).
     const std::uint64_t first = offset / cluster;
     const std::uint64_t last =
         std::min((offset + length + cluster - 1) / cluster, (size_ + cluster - 1) / cluster);
-    const std::uint64_t batch = std::max<std::uint64_t>(4 * threads, (4ull << 20) / cluster);
-    std::vector<std::byte> input(batch * cluster);
-    std::vector<std::vector<std::byte>> output(batch);
-    std::vector<char> zero(batch);
-    for (std::uint64_t gc = first; gc < last; gc += batch) {
+    for (std::uint64_t gc = first; gc < last; ++gc) {
         check_cancel();
-        const std::uint64_t count = std::min(batch, last - gc);
-        const std::uint64_t start = gc * cluster;
-        const std::uint64_t bytes = std::min(count * cluster, size_ - start);
-        if (bytes < count * cluster)
-            std::fill(input.begin() + static_cast<std::ptrdiff_t>(bytes), input.end(), std::byte{0});
-        source_.read(start, std::span(input).first(bytes));
-        pool_->run(count, [&](std::uint64_t i) {
-            auto in = std::span(input).subspan(i * cluster, cluster);
-            zero[i] = is_zero(in);
-            output[i] = zero[i] ? std::vector<std::byte>{} : compress_cluster(type, in, cluster - 512);
-        });
-        for (std::uint64_t i = 0; i < count; ++i) {
-            if (zero[i])
-                continue;
-            const std::uint64_t guest = (gc + i) * cluster;
-            const std::uint64_t valid = std::min(cluster, size_ - guest);
-            if (output[i].empty())
-                target_.write(guest, std::span(input).subspan(i * cluster, valid));
-            else
-                qcow2.write_compressed_data(gc + i, output[i]);
-        }
-        report(std::min(size_, (gc + count) * cluster));
+        pipeline_->push(source_, gc);
+        if ((gc + 1) % 64 == 0)
+            report(std::min(size_, (gc + 1) * cluster));
     }
 }
 
@@ -236,6 +261,8 @@ void Converter::run() {
         offset += s.length;
         report(offset);
     }
+    if (pipeline_)
+        pipeline_->drain();
     target_.flush();
 }
 
