@@ -255,6 +255,27 @@ class JobTests(JobsTest):
         finally:
             os.unlink(copy)
 
+    def test_upload_of_a_sparse_file_into_raw_writes_its_holes_as_zeroes(self):
+        # A regular file into raw goes the kernel's way (copy_file_range, holes zeroed without reading):
+        # the result must be what reading the file from its position would have written.
+        with open(self.pool_file("holes.raw"), "wb") as f:
+            f.write(b"\xaa" * (32 * MiB))
+        target = self.give_to_pool("holes.raw")
+        source = os.path.join(self.scratch, "holes.src")
+        write_pattern_file(source, 24 * MiB, [(MiB, os.urandom(3 * MiB)), (20 * MiB, b"abc\n" * 65536)])
+        with open(source, "rb") as f:
+            f.seek(MiB)
+            job = self.volume_obj(target).Upload(dbus.types.UnixFd(f.fileno()),
+                                                 sv(offset=dbus.UInt64(2 * MiB), wait=True), timeout=JOB_TIMEOUT)
+            self.assertEqual(os.lseek(f.fileno(), 0, os.SEEK_CUR), 24 * MiB, "where a read would leave the file")
+        self.assertEqual(self.assert_completed(job)["BytesDone"], 23 * MiB)
+        with open(source, "rb") as f:
+            expected = b"\xaa" * (2 * MiB) + f.read()[MiB:] + b"\xaa" * (7 * MiB)
+        with open(self.pool_file("holes.raw"), "rb") as f:
+            self.assertTrue(f.read() == expected, "the volume differs from what was uploaded")
+        self.assertGreaterEqual(allocated(self.pool_file("holes.raw")), 32 * MiB,
+                         "a plain upload freed space where it should have written zeroes")
+
     def test_upload_and_download_at_an_offset(self):
         target = self.pool(self.pool_name).CreateVolume("ranged.qcow2", dbus.UInt64(16 * MiB), sv(format="qcow2"))
         data = os.urandom(MiB)
