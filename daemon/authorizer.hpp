@@ -2,6 +2,9 @@
 // caller may (org.freedesktop.PolicyKit1.Authority.CheckAuthorization on the caller's bus name).
 #pragma once
 
+#include <cstdint>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sdbus-c++/IConnection.h>
@@ -16,16 +19,38 @@ namespace vmstor::daemon {
 enum class Action { Read, ManageVolumes, ManagePools, ManageSnapshots };
 std::string_view action_id(Action action);
 
+/// @brief Who made the D-Bus call an object is handling, read while its handler runs: a continuation that
+/// runs later (after polkit answered) has no current message to ask.
+struct Caller {
+    bool internal = true; ///< not inside a D-Bus call: the daemon itself, always allowed
+    std::string sender;
+    std::uint32_t uid = UINT32_MAX; ///< UINT32_MAX when the bus cannot tell
+    /// The message allows interactive authorization and its options do not set auth.no_user_interaction.
+    bool interactive = false;
+    std::string member; ///< Interface.Member, for messages
+
+    static Caller of(const sdbus::IObject& object);
+};
+
 class Authorizer {
   public:
     explicit Authorizer(sdbus::IConnection& bus);
 
-    /// @brief Throws NotAuthorized unless the sender of the message `object` is handling may do
-    /// `action`. Root is always allowed; when polkit does not answer, only root is (logged once).
-    /// polkit may ask the user to authenticate only when the message allows interactive authorization
-    /// and its options do not set auth.no_user_interaction.
+    /// @brief Throws NotAuthorized unless the caller may do `action`. Root is always allowed; when polkit
+    /// does not answer, only root is (logged once). Waits for polkit on the bus thread, so it never lets
+    /// polkit ask the user to authenticate (that can take minutes): methods that may need it use check().
+    void require(const Caller& caller, Action action, const std::map<std::string, std::string>& details);
     void require(const sdbus::IObject& object, Action action,
-                 const std::map<std::string, std::string>& details);
+                 const std::map<std::string, std::string>& details) {
+        require(Caller::of(object), action, details);
+    }
+
+    /// @brief Asks polkit without waiting for it: the bus goes on serving other calls while the user
+    /// authenticates. `done` runs exactly once, on the main loop (at once for root and the daemon itself),
+    /// with nullptr when the caller may do `action`, else with the NotAuthorized error. polkit may ask the
+    /// user to authenticate when the caller allows interaction.
+    void check(const Caller& caller, Action action, const std::map<std::string, std::string>& details,
+               std::function<void(std::exception_ptr refused)> done);
 
   private:
     sdbus::IConnection& bus_;

@@ -98,7 +98,7 @@ void JobObject::reply_when_done(sdbus::Result<sdbus::ObjectPath>&& result) {
         result.returnError(sdbus::Error(error_name_, error_message_));
 }
 
-void JobObject::Cancel(const std::map<std::string, sdbus::Variant>& options) {
+void JobObject::Cancel(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         for (const auto& [key, value] : options)
             if (key != "auth.no_user_interaction")
@@ -113,10 +113,18 @@ void JobObject::Cancel(const std::map<std::string, sdbus::Variant>& options) {
                 ErrorCode::NotSupported,
                 fmt::format("cannot cancel job {} ({}): this operation cannot be stopped half-way", path_,
                             operation_));
+        Caller caller = Caller::of(getObject());
+        auto cancel = [context = context_](const Caller&) {
+            context->cancel();
+        };
         // The job's starter may cancel it; anyone else needs manage-volumes (root always has it).
-        if (caller_uid(getObject()) != started_by_uid_)
-            authorizer_.require(getObject(), Action::ManageVolumes, {{"job", path_}});
-        context_->cancel();
+        if (caller.uid == started_by_uid_) {
+            cancel(caller);
+            result.returnResults();
+            return;
+        }
+        reply_when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes,
+                              {{"job", path_}}, cancel);
     });
 }
 

@@ -3,6 +3,7 @@
 // stays 60 s so that late clients can read its outcome.
 #pragma once
 
+#include "authorized_call.hpp"
 #include "options.hpp"
 #include "storage/job_context.hpp"
 #include "storage/model.hpp"
@@ -69,7 +70,7 @@ class JobObject final
     void reply_when_done(sdbus::Result<sdbus::ObjectPath>&& result);
 
   private:
-    void Cancel(const std::map<std::string, sdbus::Variant>& options) override;
+    void Cancel(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
     std::string Operation() override { return operation_; }
     std::vector<sdbus::ObjectPath> Objects() override { return objects_; }
     double Progress() override;
@@ -99,6 +100,7 @@ class JobObject final
     std::vector<sdbus::Result<sdbus::ObjectPath>> waiters_;
     std::string error_name_;
     std::string error_message_;
+    Liveness alive_ = make_liveness();
 };
 
 class JobRegistry {

@@ -74,33 +74,40 @@ ManagerObject::FindPoolSources(const std::string& type, const std::map<std::stri
     });
 }
 
-sdbus::ObjectPath ManagerObject::CreatePool(const std::string& name, const std::string& type,
-                                            const std::map<std::string, sdbus::Variant>& definition,
-                                            const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void ManagerObject::CreatePool(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, std::string type,
+                               std::map<std::string, sdbus::Variant> definition,
+                               std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options opts(options, "CreatePool options", {{"build", "b"}, {"start", "b"}, {"autostart", "b"}});
-        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name}});
-        validate_name("pool", name);
-        if (type.empty())
-            throw vmstor::Error(ErrorCode::InvalidArgument,
-                                fmt::format("cannot create pool '{}': the type is empty", name));
         storage::CreatePoolRequest request;
-        request.definition = read_pool_definition(name, type, definition);
         request.build = opts.flag("build", true);
         request.start = opts.flag("start", true);
         request.autostart = opts.flag("autostart", true);
-        return sdbus::ObjectPath(pool_path(service_.create_pool(request)));
+        reply_when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManagePools,
+            {{"pool", name}},
+            [this, name, type, definition = std::move(definition), request](const Caller&) mutable {
+                validate_name("pool", name);
+                if (type.empty())
+                    throw vmstor::Error(ErrorCode::InvalidArgument,
+                                        fmt::format("cannot create pool '{}': the type is empty", name));
+                request.definition = read_pool_definition(name, type, definition);
+                return sdbus::ObjectPath(pool_path(service_.create_pool(request)));
+            });
     });
 }
 
-sdbus::ObjectPath ManagerObject::DefinePoolXML(const std::string& xml,
-                                               const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void ManagerObject::DefinePoolXML(sdbus::Result<sdbus::ObjectPath>&& result, std::string xml,
+                                  std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options(options, "DefinePoolXML options", {});
-        authorizer_.require(getObject(), Action::ManagePools, {});
-        if (xml.empty())
-            throw vmstor::Error(ErrorCode::InvalidArgument, "DefinePoolXML: the XML is empty");
-        return sdbus::ObjectPath(pool_path(service_.define_pool_xml(xml)));
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManagePools, {}, [this, xml = std::move(xml)](const Caller&) {
+                                  if (xml.empty())
+                                      throw vmstor::Error(ErrorCode::InvalidArgument,
+                                                          "DefinePoolXML: the XML is empty");
+                                  return sdbus::ObjectPath(pool_path(service_.define_pool_xml(xml)));
+                              });
     });
 }
 

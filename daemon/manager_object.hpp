@@ -1,6 +1,7 @@
 // org.vmstor.Storage1.Manager and the ObjectManager at /org/vmstor/Storage1.
 #pragma once
 
+#include "authorized_call.hpp"
 #include "storage/service.hpp"
 #include "vmstor-manager-adaptor.h"
 
@@ -29,11 +30,11 @@ class ManagerObject final
     std::vector<std::map<std::string, sdbus::Variant>>
     FindPoolSources(const std::string& type, const std::map<std::string, sdbus::Variant>& source,
                     const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath CreatePool(const std::string& name, const std::string& type,
-                                 const std::map<std::string, sdbus::Variant>& definition,
-                                 const std::map<std::string, sdbus::Variant>& options) override;
-    sdbus::ObjectPath DefinePoolXML(const std::string& xml,
-                                    const std::map<std::string, sdbus::Variant>& options) override;
+    void CreatePool(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, std::string type,
+                    std::map<std::string, sdbus::Variant> definition,
+                    std::map<std::string, sdbus::Variant> options) override;
+    void DefinePoolXML(sdbus::Result<sdbus::ObjectPath>&& result, std::string xml,
+                       std::map<std::string, sdbus::Variant> options) override;
     sdbus::ObjectPath LookupVolumeByPath(const std::string& path,
                                          const std::map<std::string, sdbus::Variant>& options) override;
     std::vector<sdbus::ObjectPath> ListJobs(const std::map<std::string, sdbus::Variant>& options) override;
@@ -48,6 +49,7 @@ class ManagerObject final
     JobRegistry& jobs_;
     Authorizer& authorizer_;
     std::vector<std::string> pool_types_; ///< read once per connection
+    Liveness alive_ = make_liveness();
 };
 
 } // namespace vmstor::daemon

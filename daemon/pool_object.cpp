@@ -37,6 +37,26 @@ std::vector<std::string> changed_properties(const storage::PoolState& a, const s
     return names;
 }
 
+std::vector<OptionSpec> create_option_keys() {
+    return JobOptions::keys_with({{"format", "s"},
+                                  {"cluster_size", "t"},
+                                  {"compat", "s"},
+                                  {"lazy_refcounts", "b"},
+                                  {"preallocation", "s"},
+                                  {"extended_l2", "b"},
+                                  {"compression_type", "s"},
+                                  {"backing", "o|s"},
+                                  {"backing_format", "s"},
+                                  {"encryption.secret", "s"},
+                                  {"mode", "u"},
+                                  {"owner", "u"},
+                                  {"group", "u"}});
+}
+
+std::vector<OptionSpec> import_option_keys() {
+    return JobOptions::keys_with({{"format", "s"}, {"cluster_size", "t"}, {"length", "t"}, {"sparse", "b"}});
+}
+
 } // namespace
 
 PoolObject::PoolObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
@@ -63,19 +83,21 @@ void PoolObject::threshold_crossed(storage::FillLevel level, double used) {
     emitThresholdCrossed(std::string(storage::fill_level_name(level)), used);
 }
 
-void PoolObject::Start(const std::map<std::string, sdbus::Variant>& options) {
+void PoolObject::Start(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options(options, "Pool.Start options", {});
-        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        service_.start_pool(name_);
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManagePools, {{"pool", name_}},
+                              [this](const Caller&) { service_.start_pool(name_); });
     });
 }
 
-void PoolObject::Stop(const std::map<std::string, sdbus::Variant>& options) {
+void PoolObject::Stop(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options(options, "Pool.Stop options", {});
-        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        service_.stop_pool(name_);
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManagePools, {{"pool", name_}},
+                              [this](const Caller&) { service_.stop_pool(name_); });
     });
 }
 
@@ -84,133 +106,138 @@ void PoolObject::Build(sdbus::Result<sdbus::ObjectPath>&& result,
     guarded([&] {
         Options opts(options, "Pool.Build options", JobOptions::keys_with({}));
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        JobSpec spec = build_pool_job(service_, name_);
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManagePools,
+                        {{"pool", name_}},
+                        [this, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
+                            JobSpec spec = build_pool_job(service_, name_);
+                            spec.started_by_uid = caller.uid;
+                            jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+                        });
     });
 }
 
-void PoolObject::Refresh(const std::map<std::string, sdbus::Variant>& options) {
+void PoolObject::Refresh(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options(options, "Pool.Refresh options", {});
-        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        service_.refresh_pool(name_);
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManagePools, {{"pool", name_}},
+                              [this](const Caller&) { service_.refresh_pool(name_); });
     });
 }
 
-void PoolObject::Undefine(const std::map<std::string, sdbus::Variant>& options) {
+void PoolObject::Undefine(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options(options, "Pool.Undefine options", {});
-        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        service_.undefine_pool(name_); // may destroy this object: touch no member afterwards
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManagePools, {{"pool", name_}}, [this](const Caller&) {
+                                  // May destroy this object: touch no member afterwards.
+                                  service_.undefine_pool(name_);
+                              });
     });
 }
 
-void PoolObject::Delete(const std::map<std::string, sdbus::Variant>& options) {
+void PoolObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options(options, "Pool.Delete options", {});
-        authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        service_.delete_pool(name_);
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManagePools, {{"pool", name_}},
+                              [this](const Caller&) { service_.delete_pool(name_); });
     });
 }
 
 void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, uint64_t capacity,
                               std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "CreateVolume options",
-                     JobOptions::keys_with({{"format", "s"},
-                                            {"cluster_size", "t"},
-                                            {"compat", "s"},
-                                            {"lazy_refcounts", "b"},
-                                            {"preallocation", "s"},
-                                            {"extended_l2", "b"},
-                                            {"compression_type", "s"},
-                                            {"backing", "o|s"},
-                                            {"backing_format", "s"},
-                                            {"encryption.secret", "s"},
-                                            {"mode", "u"},
-                                            {"owner", "u"},
-                                            {"group", "u"}}));
+        Options opts(options, "CreateVolume options", create_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
-        if (opts.has("encryption.secret"))
-            throw vmstor::Error(
-                ErrorCode::NotSupported,
-                fmt::format("cannot create volume '{}' in pool '{}': LUKS encryption is not supported "
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes,
+            {{"pool", name_}, {"volume", name}},
+            [this, name, capacity, options, job_options](const Caller& caller,
+                                                         sdbus::Result<sdbus::ObjectPath>&& reply) {
+                Options opts(options, "CreateVolume options", create_option_keys());
+                if (opts.has("encryption.secret"))
+                    throw vmstor::Error(
+                        ErrorCode::NotSupported,
+                        fmt::format(
+                            "cannot create volume '{}' in pool '{}': LUKS encryption is not supported "
                             "by this vmstord yet",
                             name, name_));
-        storage::CreateVolumeRequest request;
-        request.pool = name_;
-        request.name = name;
-        request.capacity = capacity;
-        request.format = opts.text("format").value_or("qcow2");
-        request.preallocation = opts.text("preallocation").value_or("off");
-        request.compat = opts.text("compat").value_or("");
-        request.lazy_refcounts = opts.flag("lazy_refcounts", false);
-        request.cluster_size = opts.u64("cluster_size");
-        request.extended_l2 = opts.flag("extended_l2", false);
-        request.compression_type = opts.text("compression_type").value_or("");
-        if (auto backing = opts.text("backing")) {
-            if (opts.signature("backing") == "o") {
-                auto [pool, volume] = volume_names_from_path(*backing);
-                request.backing_path = service_.volume(pool, volume).path;
-            } else {
-                request.backing_path = *backing;
-            }
-        }
-        request.backing_format = opts.text("backing_format").value_or("");
-        request.permissions.mode = opts.u32("mode");
-        request.permissions.owner = opts.u32("owner");
-        request.permissions.group = opts.u32("group");
-        service_.check_volume_request(request);
-        if (opts.signature("backing") == "s")
-            check_backing_path(service_, request.backing_path, state().target_path, [&] {
-                authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}, {"volume", name}});
-            });
+                storage::CreateVolumeRequest request;
+                request.pool = name_;
+                request.name = name;
+                request.capacity = capacity;
+                request.format = opts.text("format").value_or("qcow2");
+                request.preallocation = opts.text("preallocation").value_or("off");
+                request.compat = opts.text("compat").value_or("");
+                request.lazy_refcounts = opts.flag("lazy_refcounts", false);
+                request.cluster_size = opts.u64("cluster_size");
+                request.extended_l2 = opts.flag("extended_l2", false);
+                request.compression_type = opts.text("compression_type").value_or("");
+                if (auto backing = opts.text("backing")) {
+                    if (opts.signature("backing") == "o") {
+                        auto [pool, volume] = volume_names_from_path(*backing);
+                        request.backing_path = service_.volume(pool, volume).path;
+                    } else {
+                        request.backing_path = *backing;
+                    }
+                }
+                request.backing_format = opts.text("backing_format").value_or("");
+                request.permissions.mode = opts.u32("mode");
+                request.permissions.owner = opts.u32("owner");
+                request.permissions.group = opts.u32("group");
+                service_.check_volume_request(request);
+                if (opts.signature("backing") == "s")
+                    check_backing_path(service_, request.backing_path, state().target_path, [&] {
+                        authorizer_.require(caller, Action::ManagePools, {{"pool", name_}, {"volume", name}});
+                    });
 
-        if (!service_.writes_files(name_)) {
-            const storage::VolumeState& created = service_.create_volume(request);
-            result.returnResults(sdbus::ObjectPath(volume_path(created.pool, created.name)));
-            return;
-        }
-        std::string path = service_.new_volume_file(name_, name);
-        if (request.preallocation == "off") {
-            storage::create_image_file(path, request);
-            service_.volume_file_changed(name_, name);
-            result.returnResults(sdbus::ObjectPath(volume_path(name_, name)));
-            return;
-        }
-        // Preallocation writes up to the whole capacity: a job, so that the call does not hang.
-        JobSpec spec;
-        spec.operation = "volume-create";
-        spec.objects = {sdbus::ObjectPath(pool_path(name_))};
-        spec.started_by_uid = caller_uid(getObject());
-        spec.cancelable = false;
-        spec.files = {path};
-        spec.work = [path, request](storage::JobContext& context) {
-            context.set_total(request.capacity);
-            storage::create_image_file(path, request);
-            context.set_done(request.capacity);
-        };
-        spec.finished = [&service = service_, pool = name_, name](bool) {
-            service.volume_file_changed(pool, name);
-        };
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+                if (!service_.writes_files(name_)) {
+                    const storage::VolumeState& created = service_.create_volume(request);
+                    reply.returnResults(sdbus::ObjectPath(volume_path(created.pool, created.name)));
+                    return;
+                }
+                std::string path = service_.new_volume_file(name_, name);
+                if (request.preallocation == "off") {
+                    storage::create_image_file(path, request);
+                    service_.volume_file_changed(name_, name);
+                    reply.returnResults(sdbus::ObjectPath(volume_path(name_, name)));
+                    return;
+                }
+                // Preallocation writes up to the whole capacity: a job, so that the call does not hang.
+                JobSpec spec;
+                spec.operation = "volume-create";
+                spec.objects = {sdbus::ObjectPath(pool_path(name_))};
+                spec.started_by_uid = caller.uid;
+                spec.cancelable = false;
+                spec.files = {path};
+                spec.work = [path, request](storage::JobContext& context) {
+                    context.set_total(request.capacity);
+                    storage::create_image_file(path, request);
+                    context.set_done(request.capacity);
+                };
+                spec.finished = [&service = service_, pool = name_, name](bool) {
+                    service.volume_file_changed(pool, name);
+                };
+                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+            });
     });
 }
 
 void PoolObject::ImportVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, sdbus::UnixFd fd,
                               std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Pool.ImportVolume options",
-                     JobOptions::keys_with(
-                         {{"format", "s"}, {"cluster_size", "t"}, {"length", "t"}, {"sparse", "b"}}));
+        Options opts(options, "Pool.ImportVolume options", import_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
-        JobSpec spec = import_volume_job(service_, name_, name, std::move(fd), opts);
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                        Action::ManageVolumes, {{"pool", name_}, {"volume", name}},
+                        [this, name, fd, options, job_options](const Caller& caller,
+                                                               sdbus::Result<sdbus::ObjectPath>&& reply) {
+                            Options opts(options, "Pool.ImportVolume options", import_option_keys());
+                            JobSpec spec = import_volume_job(service_, name_, name, fd, opts);
+                            spec.started_by_uid = caller.uid;
+                            jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+                        });
     });
 }
 
@@ -219,12 +246,19 @@ void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
     guarded([&] {
         Options opts(options, "Pool.CloneVolume options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", name_}, {"volume", name}});
-        auto [source_pool, source_volume] = volume_names_from_path(source);
-        const storage::VolumeState& original = service_.volume(source_pool, source_volume);
-        JobSpec spec = copy_volume_job(service_, original, name_, name, opts, "pool-clone-volume");
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                        Action::ManageVolumes, {{"pool", name_}, {"volume", name}},
+                        [this, source, name, options, job_options](const Caller& caller,
+                                                                   sdbus::Result<sdbus::ObjectPath>&& reply) {
+                            Options opts(options, "Pool.CloneVolume options", copy_option_keys());
+                            auto [source_pool, source_volume] = volume_names_from_path(source);
+                            const storage::VolumeState& original =
+                                service_.volume(source_pool, source_volume);
+                            JobSpec spec =
+                                copy_volume_job(service_, original, name_, name, opts, "pool-clone-volume");
+                            spec.started_by_uid = caller.uid;
+                            jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+                        });
     });
 }
 

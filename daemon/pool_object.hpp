@@ -1,6 +1,7 @@
 // org.vmstor.Storage1.Pool: one object per libvirt storage pool.
 #pragma once
 
+#include "authorized_call.hpp"
 #include "storage/service.hpp"
 #include "vmstor-pool-adaptor.h"
 
@@ -24,13 +25,13 @@ class PoolObject final
     void threshold_crossed(storage::FillLevel level, double used);
 
   private:
-    void Start(const std::map<std::string, sdbus::Variant>& options) override;
-    void Stop(const std::map<std::string, sdbus::Variant>& options) override;
+    void Start(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Stop(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
     void Build(sdbus::Result<sdbus::ObjectPath>&& result,
                std::map<std::string, sdbus::Variant> options) override;
-    void Refresh(const std::map<std::string, sdbus::Variant>& options) override;
-    void Undefine(const std::map<std::string, sdbus::Variant>& options) override;
-    void Delete(const std::map<std::string, sdbus::Variant>& options) override;
+    void Refresh(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Undefine(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
     void CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, uint64_t capacity,
                       std::map<std::string, sdbus::Variant> options) override;
     void ImportVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, sdbus::UnixFd fd,
@@ -65,6 +66,7 @@ class PoolObject final
     Authorizer& authorizer_;
     std::string name_;
     storage::PoolState state_;
+    Liveness alive_ = make_liveness();
 };
 
 } // namespace vmstor::daemon

@@ -51,43 +51,59 @@ std::map<std::string, std::string> SnapshotObject::details() const {
 }
 
 void SnapshotObject::change_image(sdbus::Result<>&& result,
-                                  std::function<void(const std::string& path)> change) {
+                                  std::function<void(const storage::VolumeImage& image)> change) {
     auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
-    jobs_.run_briefly(
-        image_path_, [path = image_path_, change = std::move(change)] { change(path); },
-        [reply, &service = service_, pool = pool_, volume = volume_](std::exception_ptr error) {
-            // This object may be gone after the re-read (a deleted snapshot): use only what was captured.
-            service.volume_file_changed(pool, volume);
-            if (error)
-                reply->returnError(to_dbus_error(error));
-            else
-                reply->returnResults();
-        });
+    // Replied through `reply` from here on: a refusal to start is its error too.
+    try {
+        jobs_.run_briefly(
+            image_path_,
+            [image = service_.image_of(service_.volume(pool_, volume_)), change = std::move(change)] {
+                change(image);
+            },
+            [reply, &service = service_, pool = pool_, volume = volume_](std::exception_ptr error) {
+                // This object may be gone after the re-read (a deleted snapshot): use only what was captured.
+                service.volume_file_changed(pool, volume);
+                if (error)
+                    reply->returnError(to_dbus_error(error));
+                else
+                    reply->returnResults();
+            });
+    } catch (...) {
+        reply->returnError(to_dbus_error(std::current_exception()));
+    }
 }
 
 void SnapshotObject::Revert(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options opts(options, "Snapshot.Revert options", {});
-        authorizer_.require(getObject(), Action::ManageSnapshots, details());
-        const storage::VolumeState& volume = service_.volume(pool_, volume_);
-        check_volume_file(service_, volume);
-        service_.refuse_if_backing_others(volume, "revert to a snapshot");
-        spdlog::info("reverting volume '{}' of pool '{}' to snapshot '{}' (id {})", volume_, pool_,
-                     snapshot_.name, snapshot_.id);
-        change_image(std::move(result),
-                     [id = snapshot_.id](const std::string& path) { storage::revert_to_snapshot(path, id); });
+        when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                        Action::ManageSnapshots, details(), [this](const Caller&, sdbus::Result<>&& reply) {
+                            const storage::VolumeState& volume = service_.volume(pool_, volume_);
+                            check_volume_file(service_, volume);
+                            service_.refuse_if_backing_others(volume, "revert to a snapshot");
+                            spdlog::info("reverting volume '{}' of pool '{}' to snapshot '{}' (id {})",
+                                         volume_, pool_, snapshot_.name, snapshot_.id);
+                            change_image(std::move(reply),
+                                         [id = snapshot_.id](const storage::VolumeImage& image) {
+                                             storage::revert_to_snapshot(image, id);
+                                         });
+                        });
     });
 }
 
 void SnapshotObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options opts(options, "Snapshot.Delete options", {});
-        authorizer_.require(getObject(), Action::ManageSnapshots, details());
-        check_volume_file(service_, service_.volume(pool_, volume_));
-        spdlog::info("deleting snapshot '{}' (id {}) of volume '{}' of pool '{}'", snapshot_.name,
-                     snapshot_.id, volume_, pool_);
-        change_image(std::move(result),
-                     [id = snapshot_.id](const std::string& path) { storage::delete_snapshot_in(path, id); });
+        when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                        Action::ManageSnapshots, details(), [this](const Caller&, sdbus::Result<>&& reply) {
+                            check_volume_file(service_, service_.volume(pool_, volume_));
+                            spdlog::info("deleting snapshot '{}' (id {}) of volume '{}' of pool '{}'",
+                                         snapshot_.name, snapshot_.id, volume_, pool_);
+                            change_image(std::move(reply),
+                                         [id = snapshot_.id](const storage::VolumeImage& image) {
+                                             storage::delete_snapshot_in(image, id);
+                                         });
+                        });
     });
 }
 
@@ -97,12 +113,18 @@ void SnapshotObject::CloneTo(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
         Options opts(options, "Snapshot.CloneTo options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         std::string target_pool = pool_name_from_path(pool);
-        authorizer_.require(getObject(), Action::ManageVolumes, {{"pool", target_pool}, {"volume", name}});
-        JobSpec spec = copy_volume_job(service_, service_.volume(pool_, volume_), target_pool, name, opts,
-                                       "snapshot-clone", snapshot_.id);
-        spec.objects.insert(spec.objects.begin(), getObjectPath());
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                        Action::ManageVolumes, {{"pool", target_pool}, {"volume", name}},
+                        [this, target_pool, name, options,
+                         job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
+                            JobSpec spec = copy_volume_job(
+                                service_, service_.volume(pool_, volume_), target_pool, name,
+                                Options(options, "Snapshot.CloneTo options", copy_option_keys()),
+                                "snapshot-clone", snapshot_.id);
+                            spec.objects.insert(spec.objects.begin(), getObjectPath());
+                            spec.started_by_uid = caller.uid;
+                            jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+                        });
     });
 }
 

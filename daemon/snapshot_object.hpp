@@ -2,6 +2,7 @@
 // path. Its properties never change: a snapshot that changes is a new object.
 #pragma once
 
+#include "authorized_call.hpp"
 #include "storage/service.hpp"
 #include "vmstor-snapshot-adaptor.h"
 
@@ -44,8 +45,9 @@ class SnapshotObject final
 
     /// @brief The polkit details of this snapshot.
     std::map<std::string, std::string> details() const;
-    /// @brief Runs `change` on the image off the bus thread, then re-reads the volume and replies.
-    void change_image(sdbus::Result<>&& result, std::function<void(const std::string& path)> change);
+    /// @brief Runs `change` on the volume's image off the bus thread, then re-reads the volume and replies.
+    void change_image(sdbus::Result<>&& result,
+                      std::function<void(const storage::VolumeImage& image)> change);
 
     storage::StorageService& service_;
     JobRegistry& jobs_;
@@ -54,6 +56,7 @@ class SnapshotObject final
     std::string volume_;
     std::string image_path_;
     storage::SnapshotState snapshot_;
+    Liveness alive_ = make_liveness();
 };
 
 } // namespace vmstor::daemon

@@ -212,9 +212,8 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
     spec.files = {target.path};
     if (snapshot)
         spec.read_files = {source.path};
-    spec.work = [source_path = source.path, source_format = source.format, target,
-                 snapshot](storage::JobContext& context) {
-        storage::convert_image_file(source_path, source_format, target, context, snapshot);
+    spec.work = [source_image = service.image_of(source), target, snapshot](storage::JobContext& context) {
+        storage::convert_image_file(source_image, target, context, snapshot);
     };
     spec.finished = [&service, target_pool, name](bool) {
         service.volume_file_changed(target_pool, name);
@@ -237,8 +236,8 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
     refuse_if_locked(volume, "wipe");
     JobSpec spec = volume_job(&service, volume, "volume-wipe");
     if (!pattern) {
-        spec.work = [path = volume.path, format = volume.format](storage::JobContext& context) {
-            storage::wipe_image_file(path, format, context);
+        spec.work = [image = service.image_of(volume)](storage::JobContext& context) {
+            storage::wipe_image_file(image, context);
         };
         return spec;
     }
@@ -261,20 +260,22 @@ JobSpec upload_volume_job(storage::StorageService& service, const storage::Volum
     refuse_if_locked(volume, "upload into");
     storage::StreamRange range = stream_range(volume, options, "Volume.Upload");
     JobSpec spec = volume_job(&service, volume, "volume-upload");
-    spec.work = [stream = share(std::move(fd)), path = volume.path, format = volume.format,
+    spec.work = [stream = share(std::move(fd)), image = service.image_of(volume),
                  range](storage::JobContext& context) {
-        storage::upload_into_image(stream->get(), path, format, range, context);
+        storage::upload_into_image(stream->get(), image, range, context);
     };
     return spec;
 }
 
-JobSpec download_volume_job(const storage::VolumeState& volume, sdbus::UnixFd fd, const Options& options) {
+JobSpec download_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                            sdbus::UnixFd fd, const Options& options) {
     require_engine_format(volume, "download");
+    check_volume_file(service, volume);
     storage::StreamRange range = stream_range(volume, options, "Volume.Download");
     JobSpec spec = volume_job(nullptr, volume, "volume-download");
-    spec.work = [stream = share(std::move(fd)), path = volume.path, format = volume.format,
+    spec.work = [stream = share(std::move(fd)), image = service.image_of(volume),
                  range](storage::JobContext& context) {
-        storage::download_from_image(stream->get(), path, format, range, context);
+        storage::download_from_image(stream->get(), image, range, context);
     };
     return spec;
 }
@@ -316,7 +317,9 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
             if (target.cluster_size)
                 create.cluster_size = *target.cluster_size;
             qcow2::create_image(file.engine_path(), create);
-            storage::upload_into_image(stream->get(), file.engine_path(), target.format, range, context);
+            // The file just made, through its descriptor: engine_path() is not a name to open beneath a pool.
+            storage::upload_into_image(stream->get(), {file.engine_path(), target.format, false}, range,
+                                       context);
         } catch (...) {
             ::unlink(target.path.c_str());
             throw;
@@ -370,8 +373,9 @@ JobSpec commit_volume_job(storage::StorageService& service, const storage::Volum
     spec.operation = "volume-commit";
     spec.objects = {sdbus::ObjectPath(volume_path(overlay.pool, overlay.name))};
     spec.files = {overlay.path, base_path};
-    spec.work = [path = overlay.path, keep = options.flag("keep", false)](storage::JobContext& context) {
-        storage::commit_image_file(path, keep, context);
+    spec.work = [image = service.image_of(overlay),
+                 keep = options.flag("keep", false)](storage::JobContext& context) {
+        storage::commit_image_file(image, keep, context);
     };
     auto base = volume_at(service, base_path);
     spec.finished = [&service, pool = overlay.pool, name = overlay.name, base](bool) {
@@ -426,9 +430,9 @@ JobSpec rebase_volume_job(storage::StorageService& service, const storage::Volum
     check_volume_file(service, volume);
     refuse_if_locked(volume, "rebase");
     JobSpec spec = volume_job(&service, volume, "volume-rebase");
-    spec.work = [path = volume.path, backing_path, backing_format,
+    spec.work = [image = service.image_of(volume), backing_path, backing_format,
                  unsafe = options.flag("unsafe", false)](storage::JobContext& context) {
-        storage::rebase_image_file(path, backing_path, backing_format, unsafe, context);
+        storage::rebase_image_file(image, backing_path, backing_format, unsafe, context);
     };
     return spec;
 }

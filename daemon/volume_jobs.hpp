@@ -44,7 +44,8 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
 JobSpec upload_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                           sdbus::UnixFd fd, const Options& options);
 /// @brief Volume.Download: the volume's guest data, raw, to `fd`.
-JobSpec download_volume_job(const storage::VolumeState& volume, sdbus::UnixFd fd, const Options& options);
+JobSpec download_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                            sdbus::UnixFd fd, const Options& options);
 /// @brief Pool.ImportVolume: a new volume whose guest data is read, raw, from `fd`.
 JobSpec import_volume_job(storage::StorageService& service, const std::string& pool, const std::string& name,
                           sdbus::UnixFd fd, const Options& options);

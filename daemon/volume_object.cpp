@@ -41,6 +41,14 @@ std::vector<std::string> changed_properties(const storage::VolumeState& a, const
     return names;
 }
 
+std::vector<OptionSpec> wipe_option_keys() {
+    return JobOptions::keys_with({{"algorithm", "s"}});
+}
+
+std::vector<OptionSpec> rebase_option_keys() {
+    return JobOptions::keys_with({{"backing_format", "s"}, {"unsafe", "b"}});
+}
+
 } // namespace
 
 VolumeObject::VolumeObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
@@ -80,33 +88,44 @@ void VolumeObject::refuse_if_busy(std::string_view what, bool backing_users) con
         service_.refuse_if_backing_others(state_, what);
 }
 
-void VolumeObject::Delete(const std::map<std::string, sdbus::Variant>& options) {
+void VolumeObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options(options, "Volume.Delete options", {});
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        refuse_if_busy("delete", true);
-        service_.delete_volume(pool_, name_); // may destroy this object: touch no member afterwards
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManageVolumes, details(), [this](const Caller&) {
+                                  refuse_if_busy("delete", true);
+                                  // May destroy this object: touch no member afterwards.
+                                  service_.delete_volume(pool_, name_);
+                              });
     });
 }
 
-void VolumeObject::Resize(const uint64_t& capacity, const std::map<std::string, sdbus::Variant>& options) {
+void VolumeObject::Resize(sdbus::Result<>&& result, uint64_t capacity,
+                          std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options opts(options, "Volume.Resize options", {{"shrink", "b"}});
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        refuse_if_busy("resize", false);
-        service_.resize_volume(pool_, name_, capacity, opts.flag("shrink", false));
+        bool shrink = opts.flag("shrink", false);
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManageVolumes, details(), [this, capacity, shrink](const Caller&) {
+                                  refuse_if_busy("resize", false);
+                                  service_.resize_volume(pool_, name_, capacity, shrink);
+                              });
     });
 }
 
 void VolumeObject::Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
                         std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Volume.Wipe options", JobOptions::keys_with({{"algorithm", "s"}}));
+        Options opts(options, "Volume.Wipe options", wipe_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        JobSpec spec = wipe_volume_job(service_, state_, opts);
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            [this, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
+                JobSpec spec = wipe_volume_job(service_, state_,
+                                               Options(options, "Volume.Wipe options", wipe_option_keys()));
+                spec.started_by_uid = caller.uid;
+                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+            });
     });
 }
 
@@ -115,11 +134,14 @@ void VolumeObject::Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Un
     guarded([&] {
         Options opts(options, "Volume.Download options", stream_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        check_volume_file(service_, state_);
-        JobSpec spec = download_volume_job(state_, std::move(fd), opts);
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            [this, fd, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
+                JobSpec spec = download_volume_job(
+                    service_, state_, fd, Options(options, "Volume.Download options", stream_option_keys()));
+                spec.started_by_uid = caller.uid;
+                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+            });
     });
 }
 
@@ -128,41 +150,47 @@ void VolumeObject::Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Unix
     guarded([&] {
         Options opts(options, "Volume.Upload options", stream_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        JobSpec spec = upload_volume_job(service_, state_, std::move(fd), opts);
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            [this, fd, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
+                JobSpec spec = upload_volume_job(
+                    service_, state_, fd, Options(options, "Volume.Upload options", stream_option_keys()));
+                spec.started_by_uid = caller.uid;
+                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+            });
     });
 }
 
-std::map<std::string, sdbus::Variant>
-VolumeObject::Check(const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void VolumeObject::Check(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                         std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options opts(options, "Volume.Check options", {{"repair", "s"}});
-        authorizer_.require(getObject(), opts.has("repair") ? Action::ManageVolumes : Action::Read,
-                            details());
-        check_volume_file(service_, state_);
         std::string repair = opts.text("repair").value_or("");
-        if (!repair.empty() && repair != "leaks" && repair != "all")
-            throw vmstor::Error(ErrorCode::InvalidArgument,
-                                fmt::format("Volume.Check: repair '{}' is not one of leaks, all", repair));
-        std::optional<storage::ImageWriteLock> lock; // a repair writes: QEMU must not meanwhile
-        if (!repair.empty()) {
-            refuse_if_busy("repair", false);
-            lock.emplace(state_.path);
-        }
-        storage::CheckReport report =
-            storage::check_image_file(state_.path, state_.format,
-                                      repair == "all"     ? storage::RepairLevel::All
-                                      : repair == "leaks" ? storage::RepairLevel::Leaks
-                                                          : storage::RepairLevel::None);
-        std::map<std::string, sdbus::Variant> out;
-        for (const auto& [key, value] : report.counts)
-            out[key] = value;
-        out["filename"] = state_.path;
-        out["format"] = state_.format;
-        out["messages"] = report.messages;
-        return out;
+        reply_when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result),
+            repair.empty() ? Action::Read : Action::ManageVolumes, details(), [this, repair](const Caller&) {
+                check_volume_file(service_, state_);
+                if (!repair.empty() && repair != "leaks" && repair != "all")
+                    throw vmstor::Error(
+                        ErrorCode::InvalidArgument,
+                        fmt::format("Volume.Check: repair '{}' is not one of leaks, all", repair));
+                std::optional<storage::ImageWriteLock> lock; // a repair writes: QEMU must not meanwhile
+                if (!repair.empty()) {
+                    refuse_if_busy("repair", false);
+                    lock.emplace(state_.path);
+                }
+                storage::CheckReport report = storage::check_image_file(
+                    service_.image_of(state_), repair == "all"     ? storage::RepairLevel::All
+                                               : repair == "leaks" ? storage::RepairLevel::Leaks
+                                                                   : storage::RepairLevel::None);
+                std::map<std::string, sdbus::Variant> out;
+                for (const auto& [key, value] : report.counts)
+                    out[key] = value;
+                out["filename"] = state_.path;
+                out["format"] = state_.format;
+                out["messages"] = report.messages;
+                return out;
+            });
     });
 }
 
@@ -173,7 +201,7 @@ std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>& opti
         check_volume_file(service_, state_);
         if (state_.format != "raw" && state_.format != "qcow2")
             not_yet("Info of a volume that is neither raw nor qcow2");
-        return storage::image_info_json(state_.path, state_.format, opts.flag("backing-chain", false));
+        return storage::image_info_json(service_.image_of(state_), opts.flag("backing-chain", false));
     });
 }
 
@@ -182,11 +210,16 @@ void VolumeObject::Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Obj
     guarded([&] {
         Options opts(options, "Volume.Convert options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        JobSpec spec =
-            copy_volume_job(service_, state_, pool_name_from_path(pool), name, opts, "volume-convert");
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            [this, pool, name, options, job_options](const Caller& caller,
+                                                     sdbus::Result<sdbus::ObjectPath>&& reply) {
+                JobSpec spec = copy_volume_job(service_, state_, pool_name_from_path(pool), name,
+                                               Options(options, "Volume.Convert options", copy_option_keys()),
+                                               "volume-convert");
+                spec.started_by_uid = caller.uid;
+                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+            });
     });
 }
 
@@ -195,42 +228,56 @@ void VolumeObject::CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std
     guarded([&] {
         Options opts(options, "Volume.CreateSnapshot options", {});
         validate_name("snapshot", name);
-        authorizer_.require(getObject(), Action::ManageSnapshots,
-                            {{"pool", pool_}, {"volume", name_}, {"snapshot", name}});
-        if (state_.format != "qcow2")
-            throw vmstor::Error(
-                ErrorCode::NotSupported,
-                fmt::format("cannot snapshot volume '{}' in pool '{}': internal snapshots need "
-                            "the qcow2 format, not '{}' (CreateOverlay works for any format)",
-                            name_, pool_, state_.format));
-        for (const storage::SnapshotState& snapshot : state_.snapshots)
-            if (snapshot.name == name)
-                throw vmstor::Error(ErrorCode::AlreadyExists,
-                                    fmt::format("volume '{}' in pool '{}' already has a snapshot named '{}'",
-                                                name_, pool_, name));
-        check_volume_file(service_, state_);
-        refuse_if_busy("snapshot", false);
-        spdlog::info("creating snapshot '{}' of volume '{}' of pool '{}'", name, name_, pool_);
-        auto reply = std::make_shared<sdbus::Result<sdbus::ObjectPath>>(std::move(result));
-        jobs_.run_briefly(
-            state_.path, [path = state_.path, name] { storage::create_snapshot_in(path, name); },
-            [reply, &service = service_, pool = pool_, volume = name_, name](std::exception_ptr error) {
-                service.volume_file_changed(pool, volume);
-                if (error) {
-                    reply->returnError(to_dbus_error(error));
-                    return;
-                }
-                try {
-                    const storage::VolumeState& state = service.volume(pool, volume);
-                    std::vector<std::string> paths = snapshot_paths(state);
-                    for (std::size_t i = 0; i < state.snapshots.size(); ++i)
-                        if (state.snapshots[i].name == name) {
-                            reply->returnResults(sdbus::ObjectPath(paths[i]));
-                            return;
-                        }
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageSnapshots,
+            {{"pool", pool_}, {"volume", name_}, {"snapshot", name}},
+            [this, name](const Caller&, sdbus::Result<sdbus::ObjectPath>&& result) {
+                if (state_.format != "qcow2")
                     throw vmstor::Error(
-                        ErrorCode::Failed,
-                        fmt::format("snapshot '{}' was made but is not in the image's table", name));
+                        ErrorCode::NotSupported,
+                        fmt::format("cannot snapshot volume '{}' in pool '{}': internal snapshots need "
+                                    "the qcow2 format, not '{}' (CreateOverlay works for any format)",
+                                    name_, pool_, state_.format));
+                for (const storage::SnapshotState& snapshot : state_.snapshots)
+                    if (snapshot.name == name)
+                        throw vmstor::Error(
+                            ErrorCode::AlreadyExists,
+                            fmt::format("volume '{}' in pool '{}' already has a snapshot named '{}'", name_,
+                                        pool_, name));
+                check_volume_file(service_, state_);
+                refuse_if_busy("snapshot", false);
+                spdlog::info("creating snapshot '{}' of volume '{}' of pool '{}'", name, name_, pool_);
+                auto reply = std::make_shared<sdbus::Result<sdbus::ObjectPath>>(std::move(result));
+                // Replied through `reply` from here on: a refusal to start is its error too.
+                try {
+                    jobs_.run_briefly(
+                        state_.path,
+                        [image = service_.image_of(state_), name] {
+                            storage::create_snapshot_in(image, name);
+                        },
+                        [reply, &service = service_, pool = pool_, volume = name_,
+                         name](std::exception_ptr error) {
+                            service.volume_file_changed(pool, volume);
+                            if (error) {
+                                reply->returnError(to_dbus_error(error));
+                                return;
+                            }
+                            try {
+                                const storage::VolumeState& state = service.volume(pool, volume);
+                                std::vector<std::string> paths = snapshot_paths(state);
+                                for (std::size_t i = 0; i < state.snapshots.size(); ++i)
+                                    if (state.snapshots[i].name == name) {
+                                        reply->returnResults(sdbus::ObjectPath(paths[i]));
+                                        return;
+                                    }
+                                throw vmstor::Error(
+                                    ErrorCode::Failed,
+                                    fmt::format("snapshot '{}' was made but is not in the image's table",
+                                                name));
+                            } catch (...) {
+                                reply->returnError(to_dbus_error(std::current_exception()));
+                            }
+                        });
                 } catch (...) {
                     reply->returnError(to_dbus_error(std::current_exception()));
                 }
@@ -238,28 +285,31 @@ void VolumeObject::CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std
     });
 }
 
-sdbus::ObjectPath VolumeObject::CreateOverlay(const std::string& name,
-                                              const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void VolumeObject::CreateOverlay(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
+                                 std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options opts(options, "Volume.CreateOverlay options",
                      {{"cluster_size", "t"}, {"lazy_refcounts", "b"}});
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        if (state_.format != "raw" && state_.format != "qcow2")
-            not_yet("CreateOverlay of a non-raw, non-qcow2 volume");
         storage::CreateVolumeRequest request;
         request.pool = pool_;
         request.name = name;
-        request.capacity = state_.capacity;
         request.cluster_size = opts.u64("cluster_size");
         request.lazy_refcounts = opts.flag("lazy_refcounts", false);
-        request.backing_path = state_.path;
-        request.backing_format = state_.format;
-        service_.check_volume_request(request);
-        if (!service_.writes_files(pool_))
-            not_yet("CreateOverlay in a pool without a directory");
-        storage::create_image_file(service_.new_volume_file(pool_, name), request);
-        service_.volume_file_changed(pool_, name);
-        return sdbus::ObjectPath(volume_path(pool_, name));
+        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
+                              Action::ManageVolumes, details(), [this, request](const Caller&) mutable {
+                                  if (state_.format != "raw" && state_.format != "qcow2")
+                                      not_yet("CreateOverlay of a non-raw, non-qcow2 volume");
+                                  request.capacity = state_.capacity;
+                                  request.backing_path = state_.path;
+                                  request.backing_format = state_.format;
+                                  service_.check_volume_request(request);
+                                  if (!service_.writes_files(pool_))
+                                      not_yet("CreateOverlay in a pool without a directory");
+                                  storage::create_image_file(service_.new_volume_file(pool_, request.name),
+                                                             request);
+                                  service_.volume_file_changed(pool_, request.name);
+                                  return sdbus::ObjectPath(volume_path(pool_, request.name));
+                              });
     });
 }
 
@@ -268,25 +318,35 @@ void VolumeObject::Commit(sdbus::Result<sdbus::ObjectPath>&& result,
     guarded([&] {
         Options opts(options, "Volume.Commit options", JobOptions::keys_with({{"keep", "b"}}));
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        JobSpec spec = commit_volume_job(service_, state_, opts);
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            [this, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
+                JobSpec spec = commit_volume_job(
+                    service_, state_,
+                    Options(options, "Volume.Commit options", JobOptions::keys_with({{"keep", "b"}})));
+                spec.started_by_uid = caller.uid;
+                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+            });
     });
 }
 
 void VolumeObject::Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
                           std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        Options opts(options, "Volume.Rebase options",
-                     JobOptions::keys_with({{"backing_format", "s"}, {"unsafe", "b"}}));
+        Options opts(options, "Volume.Rebase options", rebase_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        authorizer_.require(getObject(), Action::ManageVolumes, details());
-        JobSpec spec = rebase_volume_job(service_, state_, backing, opts, [&] {
-            authorizer_.require(getObject(), Action::ManagePools, details());
-        });
-        spec.started_by_uid = caller_uid(getObject());
-        jobs_.start_and_reply(std::move(spec), job_options, std::move(result));
+        when_authorized(
+            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            [this, backing, options, job_options](const Caller& caller,
+                                                  sdbus::Result<sdbus::ObjectPath>&& reply) {
+                // A backing file outside every pool also needs manage-pools; asked without interaction.
+                JobSpec spec =
+                    rebase_volume_job(service_, state_, backing,
+                                      Options(options, "Volume.Rebase options", rebase_option_keys()),
+                                      [&] { authorizer_.require(caller, Action::ManagePools, details()); });
+                spec.started_by_uid = caller.uid;
+                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+            });
     });
 }
 
@@ -297,7 +357,7 @@ VolumeObject::Measure(const std::map<std::string, sdbus::Variant>& options) {
         authorizer_.require(getObject(), Action::Read, details());
         check_volume_file(service_, state_);
         storage::MeasureReport report = storage::measure_image_file(
-            state_.path, state_.format, opts.text("format").value_or("qcow2"), opts.u64("cluster_size"));
+            service_.image_of(state_), opts.text("format").value_or("qcow2"), opts.u64("cluster_size"));
         std::map<std::string, sdbus::Variant> out;
         out["required"] = report.required;
         out["fully-allocated"] = report.fully_allocated;
@@ -314,7 +374,7 @@ VolumeObject::Map(const std::map<std::string, sdbus::Variant>& options) {
         if (state_.format != "raw" && state_.format != "qcow2")
             not_yet("Map of a volume that is neither raw nor qcow2");
         std::vector<std::map<std::string, sdbus::Variant>> out;
-        for (const storage::MapExtent& extent : storage::map_image_file(state_.path, state_.format)) {
+        for (const storage::MapExtent& extent : storage::map_image_file(service_.image_of(state_))) {
             std::map<std::string, sdbus::Variant> entry{
                 {"start", extent.start},          {"length", extent.length}, {"depth", extent.depth},
                 {"present", extent.present},      {"zero", extent.zero},     {"data", extent.data},

@@ -1,6 +1,7 @@
 // org.vmstor.Storage1.Volume: one object per volume of a running pool.
 #pragma once
 
+#include "authorized_call.hpp"
 #include "storage/service.hpp"
 #include "vmstor-volume-adaptor.h"
 
@@ -22,23 +23,24 @@ class VolumeObject final
     void changed(const storage::VolumeState& before, const storage::VolumeState& after);
 
   private:
-    void Delete(const std::map<std::string, sdbus::Variant>& options) override;
-    void Resize(const uint64_t& capacity, const std::map<std::string, sdbus::Variant>& options) override;
+    void Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
+    void Resize(sdbus::Result<>&& result, uint64_t capacity,
+                std::map<std::string, sdbus::Variant> options) override;
     void Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
               std::map<std::string, sdbus::Variant> options) override;
     void Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
                   std::map<std::string, sdbus::Variant> options) override;
     void Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
                 std::map<std::string, sdbus::Variant> options) override;
-    std::map<std::string, sdbus::Variant>
-    Check(const std::map<std::string, sdbus::Variant>& options) override;
+    void Check(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+               std::map<std::string, sdbus::Variant> options) override;
     std::string Info(const std::map<std::string, sdbus::Variant>& options) override;
     void Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool, std::string name,
                  std::map<std::string, sdbus::Variant> options) override;
     void CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
                         std::map<std::string, sdbus::Variant> options) override;
-    sdbus::ObjectPath CreateOverlay(const std::string& name,
-                                    const std::map<std::string, sdbus::Variant>& options) override;
+    void CreateOverlay(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
+                       std::map<std::string, sdbus::Variant> options) override;
     void Commit(sdbus::Result<sdbus::ObjectPath>&& result,
                 std::map<std::string, sdbus::Variant> options) override;
     void Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
@@ -77,6 +79,7 @@ class VolumeObject final
     std::string pool_;
     std::string name_;
     storage::VolumeState state_;
+    Liveness alive_ = make_liveness();
 };
 
 } // namespace vmstor::daemon

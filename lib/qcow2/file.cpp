@@ -63,6 +63,30 @@ File::File(const std::string& path, Mode mode) : path_(path) {
         block_device_ = S_ISBLK(st.st_mode);
 }
 
+File::File(int fd, const std::string& path, Mode mode) : path_(path) {
+    if (mode != Mode::ReadOnly && mode != Mode::ReadWrite)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("'{}': an open descriptor cannot be created", path));
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0)
+        throw system_error(errno, fmt::format("cannot use the descriptor of '{}'", path));
+    writable_ = mode == Mode::ReadWrite;
+    if (writable_ && (flags & O_ACCMODE) != O_RDWR)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("'{}' is opened read-only and cannot be written", path));
+    fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (fd_ < 0)
+        throw system_error(errno, fmt::format("cannot use the descriptor of '{}'", path));
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0)
+        block_device_ = S_ISBLK(st.st_mode);
+}
+
+File File::image(const std::string& path, int fd, bool writable) {
+    Mode mode = writable ? Mode::ReadWrite : Mode::ReadOnly;
+    return fd >= 0 ? File(fd, path, mode) : File(path, mode);
+}
+
 File::~File() {
     if (fd_ >= 0)
         ::close(fd_);

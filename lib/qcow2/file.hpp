@@ -30,6 +30,11 @@ class File {
     enum class Mode { ReadOnly, ReadWrite, CreateExclusive, CreateTruncate };
 
     File(const std::string& path, Mode mode);
+    /// @brief Uses a duplicate of the open descriptor `fd` (ReadOnly or ReadWrite; ReadWrite needs an
+    /// O_RDWR descriptor); `path` only names the file in messages.
+    File(int fd, const std::string& path, Mode mode);
+    /// @brief An image's file: a duplicate of `fd` when it is >= 0, else `path` opened.
+    static File image(const std::string& path, int fd, bool writable);
     ~File();
     File(const File&) = delete;
     File& operator=(const File&) = delete;

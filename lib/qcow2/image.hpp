@@ -47,6 +47,11 @@ struct OpenOptions {
     /// Open (read-only, qcow2 only) the guest data as it was at this internal snapshot, found by id
     /// first, then by name (qemu-img convert -l).
     std::optional<std::string> snapshot = std::nullopt;
+    /// An open descriptor of the image file (O_RDWR when `writable`) that the caller checked: the engine
+    /// uses a duplicate of it and never opens the path given to Image::open, which then only names the
+    /// image in messages and is what relative backing file names resolve against. -1: open the path.
+    /// Backing files are always opened by their (resolved) names.
+    int fd = -1;
 };
 
 /// @brief What one layer says about a guest range: [offset, offset+length) all alike.

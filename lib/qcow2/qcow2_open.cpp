@@ -29,8 +29,8 @@ bool ranges_overlap(std::uint64_t a, std::uint64_t a_len, std::uint64_t b, std::
 } // namespace
 
 Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
-    : file_(path, options.writable ? File::Mode::ReadWrite : File::Mode::ReadOnly),
-      header_(read_header(file_, !options.for_check)), options_(options), writable_(options.writable) {
+    : file_(File::image(path, options.fd, options.writable)), header_(read_header(file_, !options.for_check)),
+      options_(options), writable_(options.writable) {
     auto corrupt = [&](const std::string& why) {
         return Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid qcow2 image: {}", path, why));
     };

@@ -9,8 +9,7 @@
 namespace vmstor::qcow2 {
 
 RawImage::RawImage(const std::string& path, const OpenOptions& options)
-    : file_(path, options.writable ? File::Mode::ReadWrite : File::Mode::ReadOnly), size_(file_.size()),
-      sync_(options.sync) {
+    : file_(File::image(path, options.fd, options.writable)), size_(file_.size()), sync_(options.sync) {
     if (options.writable && options.write_behind)
         file_.write_behind(write_behind_window);
 }
@@ -114,7 +113,7 @@ std::unique_ptr<Image> Image::open(const std::string& path, const OpenOptions& o
     if (options.format) {
         format = *options.format;
     } else {
-        File probe(path, File::Mode::ReadOnly);
+        File probe = File::image(path, options.fd, false);
         std::byte magic[4] = {};
         probe.read_or_zero(0, magic);
         format = format::load_be32(magic) == format::magic ? ImageFormat::Qcow2 : ImageFormat::Raw;

@@ -32,14 +32,13 @@ qcow2::CompressionType compression_type(const std::string& name) {
                         fmt::format("compression_type '{}' is not one of zlib, zstd", name));
 }
 
-std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::string& format, bool writable,
+std::unique_ptr<qcow2::Image> open_image(const VolumeImage& volume, bool writable,
                                          const std::optional<std::string>& snapshot = std::nullopt) {
     qcow2::OpenOptions options;
-    options.format = qcow2::parse_format(format);
     options.writable = writable;
     options.write_behind = writable; // every job that writes streams through the image
     options.snapshot = snapshot;
-    return qcow2::Image::open(path, options);
+    return open_volume_image(volume, options);
 }
 
 bool all_zero(std::span<const std::byte> data) {
@@ -78,91 +77,7 @@ void write_fully(int fd, std::span<const std::byte> data) {
     }
 }
 
-/// @brief openat2 beneath `dir_fd` without following any symlink; -1 with errno on failure.
-int open_beneath(int dir_fd, const std::string& name, int flags, mode_t mode) {
-    open_how how{};
-    how.flags = static_cast<std::uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
-    how.mode = (flags & O_CREAT) ? mode : 0;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    long fd;
-    do
-        fd = ::syscall(SYS_openat2, dir_fd, name.c_str(), &how, sizeof how);
-    while (fd < 0 && errno == EINTR);
-    if (fd >= 0 || errno != ENOSYS)
-        return static_cast<int>(fd);
-    // No openat2 (a kernel before 5.6, valgrind): for one path component, openat with O_NOFOLLOW is the
-    // same, so anything else is refused as openat2 would refuse it.
-    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
-        errno = EXDEV;
-        return -1;
-    }
-    return ::openat(dir_fd, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
-}
-
-std::pair<std::string, std::string> split_path(const std::string& path) {
-    auto slash = path.rfind('/');
-    if (slash == std::string::npos || slash + 1 == path.size())
-        throw vmstor::Error(ErrorCode::InvalidArgument,
-                            fmt::format("'{}' is not a path to a volume file", path));
-    return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
-}
-
 } // namespace
-
-VolumeFile::VolumeFile(const std::string& path, int flags)
-    : VolumeFile(split_path(path).first, split_path(path).second, flags) {}
-
-VolumeFile VolumeFile::create(const std::string& dir, const std::string& name) {
-    return VolumeFile(dir, name, O_RDWR | O_CREAT | O_EXCL);
-}
-
-VolumeFile::VolumeFile(std::string dir, std::string name, int flags) : path_(dir + "/" + name) {
-    int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0)
-        throw system_error(errno, fmt::format("cannot open the pool directory '{}'", dir));
-    fd_ = open_beneath(dir_fd, name, flags, 0600);
-    int err = errno;
-    ::close(dir_fd);
-    auto refuse = [&](const std::string& why) {
-        if (fd_ >= 0)
-            ::close(fd_);
-        return vmstor::Error(ErrorCode::NotAuthorized,
-                             fmt::format("vmstord does not use '{}': {}", path_, why));
-    };
-    if (fd_ < 0) {
-        if (err == ELOOP)
-            throw refuse("it is a symbolic link (which could lead outside the pool directory)");
-        if (err == EXDEV)
-            throw refuse("it is not inside the pool directory");
-        if (err == EEXIST)
-            throw vmstor::Error(ErrorCode::AlreadyExists,
-                                fmt::format("'{}' exists (made by another job or by hand)", path_));
-        throw system_error(err, fmt::format("cannot open '{}'", path_));
-    }
-    struct stat st {};
-    if (::fstat(fd_, &st) < 0) {
-        err = errno;
-        ::close(fd_);
-        throw system_error(err, fmt::format("cannot read the status of '{}'", path_));
-    }
-    if (!S_ISREG(st.st_mode))
-        throw refuse("it is not a regular file");
-    // A second name for a file elsewhere (a hard link) would let a write reach outside the pool.
-    if (st.st_nlink != 1)
-        throw refuse(fmt::format("it has {} hard links", st.st_nlink));
-}
-
-VolumeFile::~VolumeFile() {
-    if (fd_ >= 0)
-        ::close(fd_);
-}
-
-VolumeFile::VolumeFile(VolumeFile&& other) noexcept
-    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
-
-std::string VolumeFile::engine_path() const {
-    return fmt::format("/proc/self/fd/{}", fd_);
-}
 
 void create_image_file(const std::string& path, const CreateVolumeRequest& request) {
     try {
@@ -196,12 +111,11 @@ void create_image_file(const std::string& path, const CreateVolumeRequest& reque
     }
 }
 
-void convert_image_file(const std::string& source_path, const std::string& source_format,
-                        const ImageTarget& target, JobContext& context,
+void convert_image_file(const VolumeImage& source_volume, const ImageTarget& target, JobContext& context,
                         const std::optional<std::string>& snapshot) {
     try {
         VolumeFile out(target.path, O_RDWR);
-        auto source = open_image(source_path, source_format, false, snapshot);
+        auto source = open_image(source_volume, false, snapshot);
         std::uint64_t size = source->virtual_size();
         context.set_total(size);
         qcow2::ConvertOptions options;
@@ -222,8 +136,9 @@ void convert_image_file(const std::string& source_path, const std::string& sourc
     }
 }
 
-void wipe_image_file(const std::string& path, const std::string& format, JobContext& context) {
-    auto image = open_image(path, format, true);
+void wipe_image_file(const VolumeImage& volume, JobContext& context) {
+    const std::string& path = volume.path;
+    auto image = open_image(volume, true);
     std::uint64_t size = image->virtual_size();
     context.set_total(size);
     std::vector<std::byte> zeroes(chunk_size);
@@ -256,9 +171,10 @@ namespace {
 /// @brief The upload of `count` bytes of a regular file from `position` into a raw image at `offset`: the
 /// kernel copies the source's data (copy_file_range) and its holes are never read but zeroed in the
 /// target, keeping their space as written zeroes would. Returns the bytes covered (less: the file shrank).
-std::uint64_t copy_file_into_raw(int fd, std::uint64_t position, std::uint64_t count, const std::string& path,
-                                 std::uint64_t offset, JobContext& context) {
-    qcow2::File target(path, qcow2::File::Mode::ReadWrite);
+std::uint64_t copy_file_into_raw(int fd, std::uint64_t position, std::uint64_t count,
+                                 const VolumeImage& volume, std::uint64_t offset, JobContext& context) {
+    const std::string& path = volume.path;
+    qcow2::File target = open_volume_file(volume, true);
     target.write_behind(qcow2::write_behind_window);
     const std::uint64_t end = position + count;
     std::uint64_t at = position;
@@ -315,9 +231,8 @@ std::uint64_t stream_into_image(int fd, qcow2::Image& image, const StreamRange& 
 
 } // namespace
 
-void upload_into_image(int fd, const std::string& path, const std::string& format, const StreamRange& range,
-                       JobContext& context) {
-    auto image = open_image(path, format, true);
+void upload_into_image(int fd, const VolumeImage& volume, const StreamRange& range, JobContext& context) {
+    auto image = open_image(volume, true);
     std::uint64_t size = image->virtual_size();
     if (range.offset > size)
         throw vmstor::Error(
@@ -335,12 +250,12 @@ void upload_into_image(int fd, const std::string& path, const std::string& forma
     std::uint64_t done = 0;
     if (regular && !range.sparse && image->format() == qcow2::ImageFormat::Raw) {
         image.reset();
-        done = copy_file_into_raw(fd, static_cast<std::uint64_t>(position), in_file, path, range.offset,
+        done = copy_file_into_raw(fd, static_cast<std::uint64_t>(position), in_file, volume, range.offset,
                                   context);
         // Where reading would have left it; a file that grew or shrank goes on the plain way.
         if (::lseek(fd, position + static_cast<off_t>(done), SEEK_SET) < 0)
             throw system_error(errno, "cannot seek in the upload stream");
-        image = open_image(path, format, true);
+        image = open_image(volume, true);
     }
     done = stream_into_image(fd, *image, range, done, limit, context);
     if (range.length && done < *range.length && done < limit)
@@ -349,9 +264,9 @@ void upload_into_image(int fd, const std::string& path, const std::string& forma
             fmt::format("the upload stream ended after {} of the {} bytes announced", done, *range.length));
 }
 
-void download_from_image(int fd, const std::string& path, const std::string& format, const StreamRange& range,
-                         JobContext& context) {
-    auto image = open_image(path, format, false);
+void download_from_image(int fd, const VolumeImage& volume, const StreamRange& range, JobContext& context) {
+    const std::string& path = volume.path;
+    auto image = open_image(volume, false);
     std::uint64_t size = image->virtual_size();
     if (range.offset > size)
         throw vmstor::Error(ErrorCode::InvalidArgument,
@@ -386,11 +301,11 @@ void download_from_image(int fd, const std::string& path, const std::string& for
     }
 }
 
-CheckReport check_image_file(const std::string& path, const std::string& format, RepairLevel repair) {
-    if (format == "raw")
+CheckReport check_image_file(const VolumeImage& volume, RepairLevel repair) {
+    if (volume.format == "raw")
         throw vmstor::Error(ErrorCode::NotSupported,
-                            fmt::format("'{}' is a raw image: raw has no metadata to check", path));
-    auto image = open_image(path, format, repair != RepairLevel::None);
+                            fmt::format("'{}' is a raw image: raw has no metadata to check", volume.path));
+    auto image = open_image(volume, repair != RepairLevel::None);
     qcow2::CheckResult result = image->check(repair == RepairLevel::All     ? qcow2::RepairMode::All
                                              : repair == RepairLevel::Leaks ? qcow2::RepairMode::Leaks
                                                                             : qcow2::RepairMode::None);
@@ -411,10 +326,9 @@ CheckReport check_image_file(const std::string& path, const std::string& format,
     return report;
 }
 
-MeasureReport measure_image_file(const std::string& path, const std::string& format,
-                                 const std::string& target_format,
+MeasureReport measure_image_file(const VolumeImage& volume, const std::string& target_format,
                                  std::optional<std::uint64_t> cluster_size) {
-    auto image = open_image(path, format, false);
+    auto image = open_image(volume, false);
     qcow2::CreateOptions target;
     target.format = qcow2::parse_format(target_format);
     if (cluster_size)
@@ -423,8 +337,8 @@ MeasureReport measure_image_file(const std::string& path, const std::string& for
     return {result.required, result.fully_allocated};
 }
 
-void commit_image_file(const std::string& path, bool keep, JobContext& context) {
-    auto overlay = open_image(path, "qcow2", true);
+void commit_image_file(const VolumeImage& volume, bool keep, JobContext& context) {
+    auto overlay = open_image(volume, true);
     std::uint64_t size = overlay->virtual_size();
     context.set_total(size);
     qcow2::CommitOptions options;
@@ -438,9 +352,9 @@ void commit_image_file(const std::string& path, bool keep, JobContext& context) 
     context.set_done(size);
 }
 
-void rebase_image_file(const std::string& path, const std::string& backing, const std::string& backing_format,
-                       bool unsafe, JobContext& context) {
-    auto image = open_image(path, "qcow2", true);
+void rebase_image_file(const VolumeImage& volume, const std::string& backing,
+                       const std::string& backing_format, bool unsafe, JobContext& context) {
+    auto image = open_image(volume, true);
     std::uint64_t size = image->virtual_size();
     context.set_total(size);
     qcow2::RebaseOptions options;
@@ -457,15 +371,18 @@ void rebase_image_file(const std::string& path, const std::string& backing, cons
     context.set_done(size);
 }
 
-std::string image_info_json(const std::string& path, const std::string& format, bool backing_chain) {
+std::string image_info_json(const VolumeImage& volume, bool backing_chain) {
     img::Json layers = img::Json::array();
-    std::string layer_path = path;
-    std::string layer_format = format;
+    std::string layer_path = volume.path;
+    std::string layer_format = volume.format;
     for (std::size_t depth = 0;; ++depth) {
         qcow2::OpenOptions options;
         options.format = qcow2::parse_format(layer_format);
         options.open_backing = false;
-        qcow2::ImageInfo info = qcow2::Image::open(layer_path, options)->info();
+        // The volume itself through its checked descriptor; its backing files by name, as the engine does.
+        qcow2::ImageInfo info =
+            (depth == 0 ? open_volume_image(volume, options) : qcow2::Image::open(layer_path, options))
+                ->info();
         layers.push_back(img::info_json(info));
         // A bound on hostile chains that loop.
         if (!backing_chain || !info.full_backing_filename || !info.backing_format || depth >= 64)
@@ -476,8 +393,8 @@ std::string image_info_json(const std::string& path, const std::string& format, 
     return img::qemu_json(backing_chain ? layers : layers.at(0));
 }
 
-std::vector<MapExtent> map_image_file(const std::string& path, const std::string& format) {
-    auto image = open_image(path, format, false);
+std::vector<MapExtent> map_image_file(const VolumeImage& volume) {
+    auto image = open_image(volume, false);
     std::vector<MapExtent> out;
     qcow2::for_each_map_extent(*image, [&](const qcow2::MapExtent& extent) {
         const qcow2::ChainStatus& s = extent.status;

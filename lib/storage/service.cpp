@@ -345,7 +345,7 @@ void StorageService::fill_usage(VolumeState& volume, bool fresh) const {
     auto it = domains_by_path_.find(volume.path);
     volume.used_by = it == domains_by_path_.end() ? std::vector<std::string>{} : it->second;
     volume.locked = image_locked_for_writing(volume.path);
-    if (volume.format != "qcow2")
+    if (volume.format != "qcow2" || !pools_.contains(volume.pool))
         return;
     struct stat st {};
     if (::stat(volume.path.c_str(), &st) != 0)
@@ -356,7 +356,7 @@ void StorageService::fill_usage(VolumeState& volume, bool fresh) const {
     if (!fresh && !added && known->second == stamp)
         return; // the snapshots the model holds are current
     known->second = stamp;
-    volume.snapshots = read_snapshots(volume.path, volume.format, volume.capacity);
+    volume.snapshots = read_snapshots(image_of(volume), volume.capacity);
 }
 
 void StorageService::sync_usage() {

@@ -7,6 +7,7 @@
 #include "settings_store.hpp"
 #include "virt/connection.hpp"
 #include "virt/descriptions.hpp"
+#include "volume_file.hpp"
 #include "volume_request.hpp"
 
 #include <cstdint>
@@ -80,6 +81,9 @@ class StorageService {
     void check_volume_request(const CreateVolumeRequest& request) const;
     /// @brief True for pools whose volumes are files in a directory that vmstord may write itself.
     bool writes_files(const std::string& pool) const;
+    /// @brief How the engine reaches the volume's image: by a checked descriptor in a pool directory,
+    /// else (a device of a pool without a directory) by its path.
+    VolumeImage image_of(const VolumeState& volume) const;
     /// @brief Creates a volume through libvirt (pools vmstord does not write itself).
     const VolumeState& create_volume(const CreateVolumeRequest& request);
     void delete_volume(const std::string& pool, const std::string& name);

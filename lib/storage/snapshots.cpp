@@ -14,24 +14,22 @@ namespace vmstor::storage {
 
 namespace {
 
-std::unique_ptr<qcow2::Image> open_qcow2(const std::string& path, bool writable) {
+std::unique_ptr<qcow2::Image> open_qcow2(const VolumeImage& volume, bool writable) {
     qcow2::OpenOptions options;
-    options.format = qcow2::ImageFormat::Qcow2;
     options.writable = writable;
     options.open_backing = false; // snapshots live in the image itself
-    return qcow2::Image::open(path, options);
+    return open_volume_image({volume.path, "qcow2", volume.in_pool_directory}, options);
 }
 
 } // namespace
 
-std::vector<SnapshotState> read_snapshots(const std::string& path, const std::string& format,
-                                          std::uint64_t capacity) {
+std::vector<SnapshotState> read_snapshots(const VolumeImage& volume, std::uint64_t capacity) {
     std::vector<SnapshotState> out;
-    if (format != "qcow2" || path.empty())
+    if (volume.format != "qcow2" || volume.path.empty())
         return out;
     try {
         // The header and the snapshot table only: this runs for every qcow2 volume the model reads.
-        qcow2::File file(path, qcow2::File::Mode::ReadOnly);
+        qcow2::File file = open_volume_file(volume, false);
         std::uint64_t table_bytes = 0;
         for (const qcow2::Snapshot& snapshot :
              qcow2::read_snapshot_table(file, qcow2::read_header(file), table_bytes)) {
@@ -45,28 +43,28 @@ std::vector<SnapshotState> read_snapshots(const std::string& path, const std::st
             out.push_back(std::move(state));
         }
     } catch (const vmstor::Error& e) {
-        spdlog::debug("cannot read the snapshots of '{}': {}", path, e.what());
+        spdlog::debug("cannot read the snapshots of '{}': {}", volume.path, e.what());
     }
     return out;
 }
 
-void create_snapshot_in(const std::string& path, const std::string& name) {
-    ImageWriteLock lock(path);
-    auto image = open_qcow2(path, true);
+void create_snapshot_in(const VolumeImage& volume, const std::string& name) {
+    ImageWriteLock lock(volume.path);
+    auto image = open_qcow2(volume, true);
     qcow2::create_snapshot(*image, name);
     image->flush();
 }
 
-void revert_to_snapshot(const std::string& path, const std::string& id) {
-    ImageWriteLock lock(path);
-    auto image = open_qcow2(path, true);
+void revert_to_snapshot(const VolumeImage& volume, const std::string& id) {
+    ImageWriteLock lock(volume.path);
+    auto image = open_qcow2(volume, true);
     qcow2::apply_snapshot(*image, id);
     image->flush();
 }
 
-void delete_snapshot_in(const std::string& path, const std::string& id) {
-    ImageWriteLock lock(path);
-    auto image = open_qcow2(path, true);
+void delete_snapshot_in(const VolumeImage& volume, const std::string& id) {
+    ImageWriteLock lock(volume.path);
+    auto image = open_qcow2(volume, true);
     qcow2::delete_snapshot(*image, id);
     image->flush();
 }

@@ -24,6 +24,10 @@ bool StorageService::writes_files(const std::string& pool_name) const {
     return state.type == "dir" || state.type == "fs" || state.type == "netfs";
 }
 
+VolumeImage StorageService::image_of(const VolumeState& volume) const {
+    return {volume.path, volume.format, writes_files(volume.pool)};
+}
+
 void StorageService::check_volume_request(const CreateVolumeRequest& request) const {
     validate_name("volume", request.name);
     const PoolState& state = pool(request.pool);

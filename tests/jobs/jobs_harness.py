@@ -164,17 +164,19 @@ class JobsTest(IntegrationTest):
     def list_jobs(self):
         return [str(p) for p in self.manager().ListJobs(sv())]
 
+    def client_prelude(self):
+        """What run_client puts before a snippet: `bus`, `dbus`, `sv`, `path` and `BUS_NAME`."""
+        return ("import sys, dbus\n"
+                f"bus = dbus.bus.BusConnection({self.env.bus_address!r})\n"
+                "def sv(**v): return dbus.Dictionary(v, signature='sv')\n"
+                f"path = {pool_path(self.pool_name)!r}\n"
+                f"BUS_NAME = {BUS_NAME!r}\n")
+
     def run_client(self, code, user=None, timeout=60):
         """Runs a Python snippet as another bus client (as `user` when given); returns the finished process.
 
         The snippet has `bus`, `dbus`, `sv` and `path` (the pool's object path) defined."""
-        prelude = (
-            "import sys, dbus\n"
-            f"bus = dbus.bus.BusConnection({self.env.bus_address!r})\n"
-            "def sv(**v): return dbus.Dictionary(v, signature='sv')\n"
-            f"path = {pool_path(self.pool_name)!r}\n"
-            f"BUS_NAME = {BUS_NAME!r}\n")
-        argv = ["/usr/bin/python3", "-c", prelude + code]
+        argv = ["/usr/bin/python3", "-c", self.client_prelude() + code]
         if user:
             argv = ["runuser", "-u", user, "--"] + argv
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/")

@@ -4,12 +4,13 @@ files: what an unprivileged account, a member of the group libvirt and root may 
 uid, interactive authorization, and what happens while polkit is away."""
 
 import os
+import subprocess
 import time
 
 import dbus
 
-from polkit_harness import (LIBVIRT_ACCOUNT, OTHER_ACCOUNT, PolkitTest, iface, main, pool_path,  # noqa: F401
-                            sv, volume_path, write_random_file)
+from polkit_harness import (LIBVIRT_ACCOUNT, OTHER_ACCOUNT, VOLUMES_ACCOUNT, PolkitTest, iface, main,  # noqa: F401
+                            pool_path, sv, volume_path, write_random_file)
 from harness import MANAGER, OBJECT_MANAGER, ROOT, VOLUME  # noqa: E402
 
 JOB = "org.vmstor.Storage1.Job"
@@ -101,23 +102,35 @@ class Authorization(PolkitTest):
         self.assertEqual(got, [NOT_AUTHORIZED])
         self.assertNotIn("quiet.qcow2", self.volume_files())
 
-    def interactive_attempt(self, options, interactive):
-        """As OTHER_ACCOUNT with an authentication agent registered for its own process: calls CreateVolume
-        through GDBus (which can set ALLOW_INTERACTIVE_AUTHORIZATION); the agent records what polkitd asks
-        it and dismisses the request. Prints the actions asked for, then the call's outcome."""
-        code = f"""
-import os
+    def interactive_client(self, options, interactive, hold=False, user=OTHER_ACCOUNT):
+        """The code of a client that, as `user` with an authentication agent registered for its own process,
+        calls CreateVolume through GDBus (which can set ALLOW_INTERACTIVE_AUTHORIZATION); the agent records
+        what polkitd asks it and dismisses the request (with `hold`: prints 'asked ACTION' and dismisses it
+        only once a line arrives on its standard input). Prints the actions asked for, then the outcome."""
+        return f"""
+import os, sys
 import dbus.service, dbus.mainloop.glib
 from gi.repository import Gio, GLib
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 agent_bus = dbus.bus.BusConnection({self.env.bus_address!r})  # after the main loop is set: it serves the agent
 asked = []
+def dismissal():
+    return dbus.exceptions.DBusException('dismissed by the test agent',
+                                         name='org.freedesktop.PolicyKit1.Error.Cancelled')
+def dismiss_when_told(source, condition, reply_error):
+    sys.stdin.readline()
+    reply_error(dismissal())
+    return False
 class Agent(dbus.service.Object):
-    @dbus.service.method('org.freedesktop.PolicyKit1.AuthenticationAgent', in_signature='sssa{{ss}}sa(sa{{sv}})')
-    def BeginAuthentication(self, action_id, message, icon, details, cookie, identities):
+    @dbus.service.method('org.freedesktop.PolicyKit1.AuthenticationAgent', in_signature='sssa{{ss}}sa(sa{{sv}})',
+                         async_callbacks=('reply', 'reply_error'))
+    def BeginAuthentication(self, action_id, message, icon, details, cookie, identities, reply, reply_error):
         asked.append(str(action_id))
-        raise dbus.exceptions.DBusException('dismissed by the test agent',
-                                            name='org.freedesktop.PolicyKit1.Error.Cancelled')
+        if not {hold!r}:
+            reply_error(dismissal())
+            return
+        print('asked', action_id, flush=True)
+        GLib.io_add_watch(sys.stdin, GLib.IO_IN, dismiss_when_told, reply_error)
     @dbus.service.method('org.freedesktop.PolicyKit1.AuthenticationAgent', in_signature='s')
     def CancelAuthentication(self, cookie):
         pass
@@ -146,7 +159,66 @@ loop.run()
 print(','.join(asked))
 print(outcome[0])
 """
-        return self.call_as(OTHER_ACCOUNT, code)
+
+    def interactive_attempt(self, options, interactive, user=OTHER_ACCOUNT):
+        return self.call_as(user, self.interactive_client(options, interactive))
+
+    def held_client(self):
+        """An interactive CreateVolume as OTHER_ACCOUNT whose agent holds the request until told (a line on
+        its standard input), as a user typing a password would."""
+        argv = ["runuser", "-u", OTHER_ACCOUNT, "--", "/usr/bin/python3", "-c",
+                self.client_prelude() + self.interactive_client("{}", interactive=True, hold=True)]
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd="/")
+
+    def test_the_bus_is_served_while_a_caller_authenticates(self):
+        # The agent holds the request as a user typing a password would; meanwhile other calls are answered
+        # (each within the D-Bus client's 25 s default timeout, far less than the 120 s a pending
+        # authentication may take), and the held call ends when the agent gives up.
+        client = self.held_client()
+        try:
+            self.assertEqual(client.stdout.readline().split(), ["asked", "org.vmstor.storage1.manage-volumes"],
+                             client.stderr.read() if client.poll() is not None else "")
+            self.assertIn(volume_path(self.pool_name, "shared.qcow2"),
+                          self.interface(ROOT, OBJECT_MANAGER).GetManagedObjects())
+            self.assertEqual(self.properties(ROOT, MANAGER)["Connected"], True)
+            self.assertEqual(self.attempt(OTHER_ACCOUNT, f"{self.volume_expr('shared.qcow2')}.Info(sv())",
+                                          f"{iface(ROOT, MANAGER)}.ListJobs(sv())"), ["ok", "ok"])
+            pool = iface(pool_path(self.pool_name), "org.vmstor.Storage1.Pool")
+            self.assertEqual(self.attempt(LIBVIRT_ACCOUNT, f"{pool}.CreateVolume('meanwhile.qcow2', "
+                                                           f"dbus.UInt64(1048576), sv())",
+                                          f"{self.volume_expr('meanwhile.qcow2')}.Delete(sv())"), ["ok", "ok"])
+            client.stdin.write("dismiss\n")
+            client.stdin.flush()
+            out, err = client.communicate(timeout=60)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+        self.assertEqual(client.returncode, 0, err)
+        self.assertEqual(out.splitlines(), ["org.vmstor.storage1.manage-volumes", NOT_AUTHORIZED])
+        self.assertNotIn("asked.qcow2", self.volume_files())
+        self.assertNotIn("meanwhile.qcow2", self.volume_files())
+
+    def test_a_caller_that_leaves_while_authenticating_leaves_the_daemon_serving(self):
+        client = self.held_client()
+        try:
+            self.assertEqual(client.stdout.readline().split(), ["asked", "org.vmstor.storage1.manage-volumes"])
+        finally:
+            client.kill()
+            client.communicate()
+        self.assertEqual(self.attempt(OTHER_ACCOUNT, f"{self.volume_expr('shared.qcow2')}.Info(sv())"), ["ok"])
+        self.assertNotIn("asked.qcow2", self.volume_files())
+        self.assertIsNone(self.env.vmstord_process.poll())
+
+    def test_an_interactive_call_that_polkit_allows_at_once_runs(self):
+        got = self.interactive_attempt("{}", interactive=True, user=VOLUMES_ACCOUNT)
+        try:
+            self.assertEqual(got, ["", "ok"])
+            self.assertIn("asked.qcow2", self.volume_files())
+        finally:
+            if "asked.qcow2" in self.volume_files():
+                self.interface(volume_path(self.pool_name, "asked.qcow2"), VOLUME).Delete(sv())
 
     def test_interactive_authorization_reaches_the_callers_agent(self):
         got = self.interactive_attempt("{}", interactive=True)
