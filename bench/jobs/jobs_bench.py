@@ -80,6 +80,7 @@ class Bench:
             self.volume(name).Delete(sv())
 
     def timed(self, call):
+        subprocess.run(["sync"])  # an earlier unsynced run's dirty pages must not be written back on our clock
         started = time.monotonic()
         call()
         return time.monotonic() - started
@@ -107,6 +108,7 @@ class Bench:
                                                                         timeout=CALL_TIMEOUT))
 
     def reference(self, argv):
+        subprocess.run(["sync"])
         result = measure(argv)
         if result.error:
             raise RuntimeError(f"{' '.join(argv)}: {result.error}")
