@@ -77,6 +77,27 @@ void write_fully(int fd, std::span<const std::byte> data) {
     }
 }
 
+/// @brief True when `fd` is a regular file written at its own offset (not O_APPEND), where a range of
+/// zeroes can be made by the file system instead of written.
+bool regular_file_at_offset(int fd) {
+    struct stat st {};
+    int flags = ::fcntl(fd, F_GETFL);
+    return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flags >= 0 && !(flags & O_APPEND) &&
+           ::lseek(fd, 0, SEEK_CUR) >= 0;
+}
+
+/// @brief Makes the next `length` bytes at the file's offset allocated zeroes, as writing them would,
+/// without the writing (FALLOC_FL_ZERO_RANGE), and moves the offset past them. False when the file
+/// system cannot: the caller writes the zeroes instead.
+bool zero_at_position(int fd, std::size_t length) {
+    off_t position = ::lseek(fd, 0, SEEK_CUR);
+    if (position < 0 || ::fallocate(fd, FALLOC_FL_ZERO_RANGE, position, static_cast<off_t>(length)) < 0)
+        return false;
+    if (::lseek(fd, static_cast<off_t>(length), SEEK_CUR) < 0)
+        throw system_error(errno, "cannot seek in the download target");
+    return true;
+}
+
 } // namespace
 
 void create_image_file(const std::string& path, const CreateVolumeRequest& request) {
@@ -277,6 +298,7 @@ void download_from_image(int fd, const VolumeImage& volume, const StreamRange& r
         range.offset + std::min(size - range.offset, range.length.value_or(size - range.offset));
     context.set_total(end - range.offset);
     bool seekable = ::lseek(fd, 0, SEEK_CUR) >= 0;
+    bool zero_in_place = !range.sparse && regular_file_at_offset(fd);
     std::vector<std::byte> buffer(chunk_size);
     std::uint64_t at = range.offset;
     while (at < end) {
@@ -287,6 +309,10 @@ void download_from_image(int fd, const VolumeImage& volume, const StreamRange& r
         if (range.sparse && seekable && all_zero(chunk)) {
             if (::lseek(fd, static_cast<off_t>(n), SEEK_CUR) < 0)
                 throw system_error(errno, "cannot seek in the download target");
+        } else if (zero_in_place && all_zero(chunk)) {
+            zero_in_place = zero_at_position(fd, n);
+            if (!zero_in_place)
+                write_fully(fd, chunk);
         } else {
             write_fully(fd, chunk);
         }

@@ -255,6 +255,24 @@ class JobTests(JobsTest):
         finally:
             os.unlink(copy)
 
+    def test_plain_download_into_a_used_file_writes_every_zero(self):
+        # Into a regular file, zero ranges are made by the file system (FALLOC_FL_ZERO_RANGE), not
+        # written: they must still overwrite what the file held, and stay allocated as written zeroes.
+        source = self.sparse_volume("down-full.qcow2", 64 * MiB, fmt="qcow2")
+        copy = os.path.join(self.scratch, "down-full.raw")
+        with open(copy, "wb") as f:
+            f.write(b"\xee" * (80 * MiB))
+        with open(copy, "r+b") as f:
+            self.assert_completed(self.volume_obj(source).Download(dbus.types.UnixFd(f.fileno()),
+                                                                   sv(wait=True)))
+        try:
+            with open(copy, "r+b") as f:
+                f.truncate(64 * MiB)  # past the download: the old bytes, not the download's business
+            self.assert_same_content(copy, self.pool_file("down-full.qcow2"), "raw", "qcow2")
+            self.assertGreaterEqual(allocated(copy), 64 * MiB, "a plain download left holes")
+        finally:
+            os.unlink(copy)
+
     def test_upload_of_a_sparse_file_into_raw_writes_its_holes_as_zeroes(self):
         # A regular file into raw goes the kernel's way (copy_file_range, holes zeroed without reading):
         # the result must be what reading the file from its position would have written.
