@@ -92,6 +92,7 @@ void ObjectTree::sync_snapshots(const storage::VolumeState& volume) {
         snapshots_[path] =
             std::make_unique<SnapshotObject>(bus_, path, *service_, jobs_, authorizer_, volume, *snapshot);
     }
+    volume_bus_.set_has_children(volume_path(volume.pool, volume.name), !paths.empty());
 }
 
 void ObjectTree::bury_snapshots_of(const storage::VolumeState& volume) {

@@ -31,17 +31,30 @@ void note_signal(int result, std::string_view signal, const std::string& path) {
 
 } // namespace
 
-VolumeBus::VolumeBus(sdbus::IConnection& connection) : raw_(connection) {
-    const std::string pools = std::string(root_path) + "/pool";
-    check(sd_bus_add_fallback_vtable(raw_.get(), &fallback_, pools.c_str(), volume_interface, volume_vtable(),
-                                     &VolumeBus::find, this),
-          "registering the Volume interface");
-}
+VolumeBus::VolumeBus(sdbus::IConnection& connection) : raw_(connection) {}
 
 VolumeBus::~VolumeBus() {
-    for (auto& [path, node] : pool_nodes_)
-        sd_bus_slot_unref(node->enumerator);
-    sd_bus_slot_unref(fallback_);
+    for (auto& [path, slot] : own_nodes_)
+        sd_bus_slot_unref(slot);
+}
+
+VolumeBus::PoolNode::~PoolNode() {
+    sd_bus_slot_unref(enumerator);
+    sd_bus_slot_unref(fallback);
+}
+
+std::unique_ptr<VolumeBus::PoolNode> VolumeBus::make_pool_node(std::string_view parent) {
+    auto node = std::make_unique<PoolNode>();
+    node->bus = this;
+    node->prefix = std::string(parent) + "/";
+    const std::string path(parent);
+    check(sd_bus_add_fallback_vtable(raw_.get(), &node->fallback, path.c_str(), volume_interface,
+                                     volume_vtable(), &VolumeBus::find, this),
+          "registering the Volume interface");
+    check(sd_bus_add_node_enumerator(raw_.get(), &node->enumerator, path.c_str(), &VolumeBus::enumerate,
+                                     node.get()),
+          "registering the volumes of a pool");
+    return node;
 }
 
 std::string_view VolumeBus::parent_of(std::string_view path) {
@@ -51,15 +64,8 @@ std::string_view VolumeBus::parent_of(std::string_view path) {
 void VolumeBus::add(const std::string& path, VolumeObject& volume) {
     std::string_view parent = parent_of(path);
     auto node = pool_nodes_.find(parent);
-    if (node == pool_nodes_.end()) {
-        auto fresh = std::make_unique<PoolNode>();
-        fresh->bus = this;
-        fresh->prefix = std::string(parent) + "/";
-        check(sd_bus_add_node_enumerator(raw_.get(), &fresh->enumerator, std::string(parent).c_str(),
-                                         &VolumeBus::enumerate, fresh.get()),
-              "registering the volumes of a pool");
-        node = pool_nodes_.emplace(std::string(parent), std::move(fresh)).first;
-    }
+    if (node == pool_nodes_.end())
+        node = pool_nodes_.emplace(std::string(parent), make_pool_node(parent)).first;
     if (volumes_.emplace(path, &volume).second)
         ++node->second->volumes;
     else
@@ -73,11 +79,24 @@ void VolumeBus::remove(const std::string& path) {
         return;
     // Emitted while the object is still found: the signal lists the interfaces it had.
     note_signal(sd_bus_emit_object_removed(raw_.get(), path.c_str()), "InterfacesRemoved", path);
+    set_has_children(path, false);
     volumes_.erase(volume);
     auto node = pool_nodes_.find(parent_of(path));
-    if (node != pool_nodes_.end() && --node->second->volumes == 0) {
-        sd_bus_slot_unref(node->second->enumerator);
+    if (node != pool_nodes_.end() && --node->second->volumes == 0)
         pool_nodes_.erase(node);
+}
+
+void VolumeBus::set_has_children(const std::string& path, bool has_children) {
+    auto own = own_nodes_.find(path);
+    if (!has_children && own != own_nodes_.end()) {
+        sd_bus_slot_unref(own->second);
+        own_nodes_.erase(own);
+    } else if (has_children && own == own_nodes_.end() && volumes_.contains(path)) {
+        sd_bus_slot* slot = nullptr;
+        check(sd_bus_add_fallback_vtable(raw_.get(), &slot, path.c_str(), volume_interface, volume_vtable(),
+                                         &VolumeBus::find, this),
+              "registering the Volume interface of a volume with snapshots");
+        own_nodes_.emplace(path, slot);
     }
 }
 

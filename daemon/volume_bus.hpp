@@ -1,7 +1,9 @@
-// Serves every Volume object through sd-bus directly, the way systemd serves its units: one fallback vtable
-// on the pools' prefix finds the volume of a path in an index, and one node enumerator per pool lists them
-// (for GetManagedObjects and introspection). sdbus-c++ 1.2 would build a vtable of std::functions and
-// strings per object, ~11 KB per volume; here a volume costs its index entry.
+// Serves every Volume object through sd-bus directly, the way systemd serves its units: per pool, on the node
+// "<pool path>/volume", a fallback vtable finds the volume of a path in an index and a node enumerator lists
+// the pool's volumes (for GetManagedObjects and introspection). Both sit on the same node: sd-bus answers an
+// Introspect with the nearest node that exists, so a fallback further up would not be asked. sdbus-c++ 1.2
+// would build a vtable of std::functions and strings per object, ~11 KB per volume; here a volume costs its
+// index entry.
 #pragma once
 
 #include "raw_bus.hpp"
@@ -20,8 +22,7 @@ class VolumeObject;
 
 class VolumeBus {
   public:
-    /// @brief Registers the Volume interface under /org/vmstor/Storage1/pool on `connection`, whose
-    /// ObjectManager at /org/vmstor/Storage1 then lists the volumes added here.
+    /// @brief Volumes are served on `connection`, whose ObjectManager at /org/vmstor/Storage1 lists them.
     explicit VolumeBus(sdbus::IConnection& connection);
     ~VolumeBus();
     VolumeBus(const VolumeBus&) = delete;
@@ -31,20 +32,28 @@ class VolumeBus {
     void add(const std::string& path, VolumeObject& volume);
     /// @brief Emits InterfacesRemoved for `path` and stops serving it.
     void remove(const std::string& path);
+    /// @brief Whether objects served elsewhere (snapshots) sit below the volume at `path`: they give its path
+    /// a node of its own, which sd-bus would answer an Introspect with, so the Volume interface is then
+    /// registered on that node too.
+    void set_has_children(const std::string& path, bool has_children);
     /// @brief Emits PropertiesChanged of the Volume interface at `path` with the current values of `names`.
     void properties_changed(const std::string& path, const std::vector<std::string>& names);
 
     const RawBus& raw() const { return raw_; }
 
   private:
-    /// The parent node of one pool's volumes ("<pool path>/volume"), whose enumerator lists them.
+    /// The parent node of one pool's volumes ("<pool path>/volume"): it serves and lists them.
     struct PoolNode {
         VolumeBus* bus = nullptr;
         std::string prefix; ///< "<pool path>/volume/"
+        sd_bus_slot* fallback = nullptr;
         sd_bus_slot* enumerator = nullptr;
         std::size_t volumes = 0;
+        ~PoolNode();
     };
 
+    /// @brief Registers the node of the volumes at `parent` ("<pool path>/volume").
+    std::unique_ptr<PoolNode> make_pool_node(std::string_view parent);
     static int find(sd_bus* bus, const char* path, const char* interface, void* userdata, void** found,
                     sd_bus_error* error);
     static int enumerate(sd_bus* bus, const char* prefix, void* userdata, char*** nodes, sd_bus_error* error);
@@ -52,9 +61,9 @@ class VolumeBus {
     static std::string_view parent_of(std::string_view path);
 
     RawBus raw_;
-    sd_bus_slot* fallback_ = nullptr;
     std::map<std::string, VolumeObject*, std::less<>> volumes_;                ///< by object path
     std::map<std::string, std::unique_ptr<PoolNode>, std::less<>> pool_nodes_; ///< by node path
+    std::map<std::string, sd_bus_slot*> own_nodes_; ///< volumes with children: their own fallback, by path
 };
 
 } // namespace vmstor::daemon
