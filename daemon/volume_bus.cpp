@@ -34,8 +34,8 @@ void note_signal(int result, std::string_view signal, const std::string& path) {
 VolumeBus::VolumeBus(sdbus::IConnection& connection) : raw_(connection) {}
 
 VolumeBus::~VolumeBus() {
-    for (auto& [path, slot] : own_nodes_)
-        sd_bus_slot_unref(slot);
+    for (auto& [path, served] : volumes_)
+        sd_bus_slot_unref(served.own_node);
 }
 
 VolumeBus::PoolNode::~PoolNode() {
@@ -66,38 +66,38 @@ void VolumeBus::add(const std::string& path, VolumeObject& volume) {
     auto node = pool_nodes_.find(parent);
     if (node == pool_nodes_.end())
         node = pool_nodes_.emplace(std::string(parent), make_pool_node(parent)).first;
-    if (volumes_.emplace(path, &volume).second)
+    auto [served, added] = volumes_.try_emplace(path);
+    if (added)
         ++node->second->volumes;
-    else
-        volumes_[path] = &volume;
+    set_has_children(path, false); // a volume that replaces another starts without children
+    served->second.volume = &volume;
     note_signal(sd_bus_emit_object_added(raw_.get(), path.c_str()), "InterfacesAdded", path);
 }
 
-void VolumeBus::remove(const std::string& path) {
-    auto volume = volumes_.find(path);
-    if (volume == volumes_.end())
+void VolumeBus::remove(const std::string& path, const VolumeObject& volume) {
+    auto served = volumes_.find(path);
+    if (served == volumes_.end() || served->second.volume != &volume)
         return;
     // Emitted while the object is still found: the signal lists the interfaces it had.
     note_signal(sd_bus_emit_object_removed(raw_.get(), path.c_str()), "InterfacesRemoved", path);
-    set_has_children(path, false);
-    volumes_.erase(volume);
+    sd_bus_slot_unref(served->second.own_node);
+    volumes_.erase(served);
     auto node = pool_nodes_.find(parent_of(path));
     if (node != pool_nodes_.end() && --node->second->volumes == 0)
         pool_nodes_.erase(node);
 }
 
 void VolumeBus::set_has_children(const std::string& path, bool has_children) {
-    auto own = own_nodes_.find(path);
-    if (!has_children && own != own_nodes_.end()) {
-        sd_bus_slot_unref(own->second);
-        own_nodes_.erase(own);
-    } else if (has_children && own == own_nodes_.end() && volumes_.contains(path)) {
-        sd_bus_slot* slot = nullptr;
-        check(sd_bus_add_fallback_vtable(raw_.get(), &slot, path.c_str(), volume_interface, volume_vtable(),
-                                         &VolumeBus::find, this),
-              "registering the Volume interface of a volume with snapshots");
-        own_nodes_.emplace(path, slot);
+    auto served = volumes_.find(path);
+    if (served == volumes_.end() || (served->second.own_node != nullptr) == has_children)
+        return;
+    if (!has_children) {
+        served->second.own_node = sd_bus_slot_unref(served->second.own_node);
+        return;
     }
+    check(sd_bus_add_object_vtable(raw_.get(), &served->second.own_node, path.c_str(), volume_interface,
+                                   volume_vtable(), served->second.volume),
+          "registering the Volume interface of a volume with snapshots");
 }
 
 void VolumeBus::properties_changed(const std::string& path, const std::vector<std::string>& names) {
@@ -111,10 +111,10 @@ void VolumeBus::properties_changed(const std::string& path, const std::vector<st
 
 int VolumeBus::find(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
     auto& self = *static_cast<VolumeBus*>(userdata);
-    auto volume = self.volumes_.find(std::string_view(path));
-    if (volume == self.volumes_.end())
+    auto served = self.volumes_.find(std::string_view(path));
+    if (served == self.volumes_.end() || served->second.own_node)
         return 0;
-    *found = volume->second;
+    *found = served->second.volume;
     return 1;
 }
 

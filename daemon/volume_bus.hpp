@@ -30,11 +30,12 @@ class VolumeBus {
 
     /// @brief Serves `volume` at `path` and emits InterfacesAdded.
     void add(const std::string& path, VolumeObject& volume);
-    /// @brief Emits InterfacesRemoved for `path` and stops serving it.
-    void remove(const std::string& path);
-    /// @brief Whether objects served elsewhere (snapshots) sit below the volume at `path`: they give its path
-    /// a node of its own, which sd-bus would answer an Introspect with, so the Volume interface is then
-    /// registered on that node too.
+    /// @brief Emits InterfacesRemoved for `path` and stops serving it, if `volume` is what is served there.
+    void remove(const std::string& path, const VolumeObject& volume);
+    /// @brief Whether objects served elsewhere (snapshots) sit below the volume at `path`. They give its path
+    /// a node of its own, which sd-bus answers an Introspect with: the volume is then served by an object
+    /// vtable on that node instead of by its pool's fallback (never both, or GetManagedObjects would list
+    /// the path twice).
     void set_has_children(const std::string& path, bool has_children);
     /// @brief Emits PropertiesChanged of the Volume interface at `path` with the current values of `names`.
     void properties_changed(const std::string& path, const std::vector<std::string>& names);
@@ -60,10 +61,14 @@ class VolumeBus {
     /// @brief "<pool path>/volume", the node above the volume at `path`.
     static std::string_view parent_of(std::string_view path);
 
+    struct Served {
+        VolumeObject* volume = nullptr;
+        sd_bus_slot* own_node = nullptr; ///< the object vtable of a volume with children
+    };
+
     RawBus raw_;
-    std::map<std::string, VolumeObject*, std::less<>> volumes_;                ///< by object path
+    std::map<std::string, Served, std::less<>> volumes_;                       ///< by object path
     std::map<std::string, std::unique_ptr<PoolNode>, std::less<>> pool_nodes_; ///< by node path
-    std::map<std::string, sd_bus_slot*> own_nodes_; ///< volumes with children: their own fallback, by path
 };
 
 } // namespace vmstor::daemon

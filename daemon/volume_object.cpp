@@ -58,7 +58,7 @@ VolumeObject::VolumeObject(VolumeBus& bus, storage::StorageService& service, Job
 }
 
 VolumeObject::~VolumeObject() {
-    bus_.remove(volume_path(pool_, name_));
+    bus_.remove(volume_path(pool_, name_), *this);
 }
 
 void VolumeObject::changed(const storage::VolumeState& before, const storage::VolumeState& after) {

@@ -4,7 +4,9 @@ and signal of dbus/org.vmstor.Storage1.Volume.xml with the same arguments and si
 GetManagedObjects carries every Volume property with its type, the object tree leads to the volumes, and
 InterfacesAdded, PropertiesChanged and InterfacesRemoved arrive."""
 
+import json
 import os
+import subprocess
 import xml.etree.ElementTree as ElementTree
 
 import dbus
@@ -74,6 +76,23 @@ class IntrospectionTests(IntegrationTest):
         root = self.bus.get_object(BUS_NAME, ROOT, introspect=False)
         return root.GetManagedObjects(dbus_interface=OBJECT_MANAGER)
 
+    def wire_entries_of(self, path):
+        """The vmstor interfaces of each entry for `path` in GetManagedObjects as sent (dbus-python would
+        merge repeated keys): busctl's JSON keeps every dictionary entry as an object member."""
+        reply = subprocess.run(["busctl", f"--address={self.env.bus_address}", "--json=short", "call", BUS_NAME,
+                                ROOT, OBJECT_MANAGER, "GetManagedObjects"],
+                               check=True, capture_output=True, text=True).stdout
+        entries = []
+
+        def keep_pairs(pairs):
+            for key, value in pairs:
+                if key == path:
+                    entries.append([name for name, _ in value if name.startswith("org.vmstor.")])
+            return pairs
+
+        json.loads(reply, object_pairs_hook=keep_pairs)
+        return entries
+
     def test_live_introspection_matches_the_contract(self):
         self.wait_object(self.path, VOLUME)
         live = self.introspect(self.path).find(f"interface[@name='{VOLUME}']")
@@ -95,6 +114,7 @@ class IntrospectionTests(IntegrationTest):
         self.wait_object(self.path, VOLUME)
         expected = {name: prop[0] for name, prop in members(contract_interface())["properties"].items()}
         listed = self.raw_managed_objects()[dbus.ObjectPath(self.path)][VOLUME]
+        self.assertEqual(self.wire_entries_of(self.path), [[VOLUME]])
         self.assertEqual({str(name): signature_of(value) for name, value in listed.items()}, expected)
         self.assertEqual(str(listed["Pool"]), pool_path("intro"))
         self.assertEqual(str(listed["Name"]), "seen.qcow2")
@@ -137,6 +157,8 @@ class IntrospectionTests(IntegrationTest):
         self.assertEqual(self.properties(path, VOLUME)["Name"], "snapped.qcow2")
         self.assertIsNotNone(self.introspect(path).find(f"interface[@name='{VOLUME}']"))
         self.assertIn(VOLUME, self.managed_objects()[path])
+        self.assertEqual(self.wire_entries_of(path), [[VOLUME]],
+                         f"GetManagedObjects must list {path} once, with {VOLUME} once")
         info = self.volume("intro", "snapped.qcow2").Info(sv())
         self.assertIn("first", str(info))
 
