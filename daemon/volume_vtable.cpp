@@ -6,6 +6,8 @@
 #include "volume_object.hpp"
 
 #include <cerrno>
+#include <cstdint>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
