@@ -55,18 +55,20 @@ constexpr const char* unreachable_why = "polkit, which decides for callers other
 } // namespace
 
 Caller Caller::of(const sdbus::IObject& object) {
-    Caller caller;
     const sdbus::Message* message = object.getCurrentlyProcessedMessage();
-    if (!message)
-        return caller;
+    return message ? of(*message) : Caller();
+}
+
+Caller Caller::of(const sdbus::Message& message) {
+    Caller caller;
     caller.internal = false;
-    caller.sender = message->getSender();
+    caller.sender = message.getSender();
     try {
-        caller.uid = message->getCredsUid();
+        caller.uid = message.getCredsUid();
     } catch (const sdbus::Error&) {
     }
-    caller.interactive = caller_allows_interaction(*message);
-    caller.member = fmt::format("{}.{}", message->getInterfaceName(), message->getMemberName());
+    caller.interactive = caller_allows_interaction(message);
+    caller.member = fmt::format("{}.{}", message.getInterfaceName(), message.getMemberName());
     return caller;
 }
 

@@ -10,6 +10,7 @@
 #include <sdbus-c++/IConnection.h>
 #include <sdbus-c++/IObject.h>
 #include <sdbus-c++/IProxy.h>
+#include <sdbus-c++/Message.h>
 #include <string>
 #include <string_view>
 
@@ -29,7 +30,10 @@ struct Caller {
     bool interactive = false;
     std::string member; ///< Interface.Member, for messages
 
+    /// @brief The caller of the message `object` is handling; the daemon itself outside of a handler.
     static Caller of(const sdbus::IObject& object);
+    /// @brief The caller of `message`, a method call whose arguments were read already.
+    static Caller of(const sdbus::Message& message);
 };
 
 class Authorizer {

@@ -1,5 +1,7 @@
 #include "caller.hpp"
 
+#include "raw_bus.hpp"
+
 #include <cstring>
 #include <sdbus-c++/Error.h>
 #include <string_view>
@@ -8,12 +10,6 @@
 namespace vmstor::daemon {
 
 namespace {
-
-// sdbus-c++ 1.2 exposes neither the message's flags nor a way to skip arguments of any type: reach the
-// sd_bus_message it wraps through a pointer to its protected member.
-struct MessageAccess : sdbus::Message {
-    static void* raw(const sdbus::Message& message) { return message.*(&MessageAccess::msg_); }
-};
 
 /// @brief Reads the bool auth.no_user_interaction from the a{sv} at the read position, if present.
 bool read_no_user_interaction(sd_bus_message* m) {
@@ -73,7 +69,8 @@ std::uint32_t caller_uid(const sdbus::IObject& object) {
 }
 
 bool caller_allows_interaction(const sdbus::Message& message) {
-    auto* m = static_cast<sd_bus_message*>(MessageAccess::raw(message));
+    // sdbus-c++ 1.2 exposes neither the message's flags nor a way to skip arguments of any type.
+    sd_bus_message* m = raw_message(message);
     if (!m || sd_bus_message_get_allow_interactive_authorization(m) <= 0)
         return false;
     return !options_forbid_interaction(m);

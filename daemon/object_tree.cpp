@@ -7,7 +7,8 @@
 namespace vmstor::daemon {
 
 ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers)
-    : bus_(bus), scheduler_(scheduler), authorizer_(bus), jobs_(bus, scheduler, workers, authorizer_) {}
+    : bus_(bus), scheduler_(scheduler), authorizer_(bus), jobs_(bus, scheduler, workers, authorizer_),
+      volume_bus_(bus) {}
 
 ObjectTree::~ObjectTree() {
     snapshots_.clear();
@@ -58,7 +59,7 @@ void ObjectTree::pool_removed(const storage::PoolState& pool) {
 void ObjectTree::volume_added(const storage::VolumeState& volume) {
     dead_volumes_.erase({volume.pool, volume.name});
     volumes_[{volume.pool, volume.name}] =
-        std::make_unique<VolumeObject>(bus_, *service_, jobs_, authorizer_, volume);
+        std::make_unique<VolumeObject>(volume_bus_, *service_, jobs_, authorizer_, volume);
     sync_snapshots(volume);
 }
 
@@ -91,6 +92,7 @@ void ObjectTree::sync_snapshots(const storage::VolumeState& volume) {
         snapshots_[path] =
             std::make_unique<SnapshotObject>(bus_, path, *service_, jobs_, authorizer_, volume, *snapshot);
     }
+    volume_bus_.set_has_children(volume_path(volume.pool, volume.name), !paths.empty());
 }
 
 void ObjectTree::bury_snapshots_of(const storage::VolumeState& volume) {

@@ -7,6 +7,7 @@
 #include "manager_object.hpp"
 #include "pool_object.hpp"
 #include "snapshot_object.hpp"
+#include "volume_bus.hpp"
 #include "volume_object.hpp"
 
 #include <map>
@@ -48,6 +49,7 @@ class ObjectTree final : public storage::Observer {
     storage::StorageService* service_ = nullptr;
     Authorizer authorizer_;
     JobRegistry jobs_;
+    VolumeBus volume_bus_; ///< declared before the volumes, which unregister from it when destroyed
     std::unique_ptr<ManagerObject> manager_;
     std::map<std::string, std::unique_ptr<PoolObject>> pools_;
     std::map<std::pair<std::string, std::string>, std::unique_ptr<VolumeObject>> volumes_;

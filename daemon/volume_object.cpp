@@ -11,6 +11,7 @@
 #include "storage/image_jobs.hpp"
 #include "storage/image_lock.hpp"
 #include "storage/snapshots.hpp"
+#include "volume_bus.hpp"
 #include "volume_jobs.hpp"
 
 #include <fmt/ranges.h>
@@ -21,8 +22,6 @@
 namespace vmstor::daemon {
 
 namespace {
-
-constexpr const char* volume_interface = "org.vmstor.Storage1.Volume";
 
 std::vector<std::string> changed_properties(const storage::VolumeState& a, const storage::VolumeState& b) {
     std::vector<std::string> names;
@@ -51,24 +50,22 @@ std::vector<OptionSpec> rebase_option_keys() {
 
 } // namespace
 
-VolumeObject::VolumeObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
+VolumeObject::VolumeObject(VolumeBus& bus, storage::StorageService& service, JobRegistry& jobs,
                            Authorizer& authorizer, const storage::VolumeState& state)
-    : AdaptorInterfaces(bus, volume_path(state.pool, state.name)), service_(service), jobs_(jobs),
-      authorizer_(authorizer), pool_(state.pool), name_(state.name), state_(state) {
-    registerAdaptor();
-    emitInterfacesAddedSignal();
+    : bus_(bus), service_(service), jobs_(jobs), authorizer_(authorizer), pool_(state.pool),
+      name_(state.name), state_(state) {
+    bus_.add(volume_path(pool_, name_), *this);
 }
 
 VolumeObject::~VolumeObject() {
-    without_throwing("InterfacesRemoved", [this] { emitInterfacesRemovedSignal(); });
-    unregisterAdaptor();
+    bus_.remove(volume_path(pool_, name_), *this);
 }
 
 void VolumeObject::changed(const storage::VolumeState& before, const storage::VolumeState& after) {
     state_ = after;
     auto names = changed_properties(before, after);
     if (!names.empty())
-        emitPropertiesChangedSignal(volume_interface, names);
+        bus_.properties_changed(volume_path(pool_, name_), names);
 }
 
 void VolumeObject::not_yet(std::string_view member) const {
@@ -88,11 +85,11 @@ void VolumeObject::refuse_if_busy(std::string_view what, bool backing_users) con
         service_.refuse_if_backing_others(state_, what);
 }
 
-void VolumeObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Delete(const Caller& caller, sdbus::Result<>&& result, Dict options) {
     guarded([&] {
         Options(options, "Volume.Delete options", {});
-        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                              Action::ManageVolumes, details(), [this](const Caller&) {
+        reply_when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes,
+                              details(), [this](const Caller&) {
                                   refuse_if_busy("delete", true);
                                   // May destroy this object: touch no member afterwards.
                                   service_.delete_volume(pool_, name_);
@@ -100,26 +97,24 @@ void VolumeObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbus:
     });
 }
 
-void VolumeObject::Resize(sdbus::Result<>&& result, uint64_t capacity,
-                          std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Resize(const Caller& caller, sdbus::Result<>&& result, uint64_t capacity, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Resize options", {{"shrink", "b"}});
         bool shrink = opts.flag("shrink", false);
-        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                              Action::ManageVolumes, details(), [this, capacity, shrink](const Caller&) {
+        reply_when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes,
+                              details(), [this, capacity, shrink](const Caller&) {
                                   refuse_if_busy("resize", false);
                                   service_.resize_volume(pool_, name_, capacity, shrink);
                               });
     });
 }
 
-void VolumeObject::Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
-                        std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Wipe(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Wipe options", wipe_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
             [this, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = wipe_volume_job(service_, state_,
                                                Options(options, "Volume.Wipe options", wipe_option_keys()));
@@ -129,13 +124,13 @@ void VolumeObject::Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
     });
 }
 
-void VolumeObject::Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
-                            std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Download(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                            Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Download options", stream_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
             [this, fd, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = download_volume_job(
                     service_, state_, fd, Options(options, "Volume.Download options", stream_option_keys()));
@@ -145,13 +140,13 @@ void VolumeObject::Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Un
     });
 }
 
-void VolumeObject::Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
-                          std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Upload(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                          Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Upload options", stream_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
             [this, fd, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = upload_volume_job(
                     service_, state_, fd, Options(options, "Volume.Upload options", stream_option_keys()));
@@ -161,13 +156,12 @@ void VolumeObject::Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::Unix
     });
 }
 
-void VolumeObject::Check(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
-                         std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Check(const Caller& caller, sdbus::Result<Dict>&& result, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Check options", {{"repair", "s"}});
         std::string repair = opts.text("repair").value_or("");
         reply_when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result),
+            authorizer_, caller, alive_, std::move(result),
             repair.empty() ? Action::Read : Action::ManageVolumes, details(), [this, repair](const Caller&) {
                 check_volume_file(service_, state_);
                 if (!repair.empty() && repair != "leaks" && repair != "all")
@@ -194,10 +188,10 @@ void VolumeObject::Check(sdbus::Result<std::map<std::string, sdbus::Variant>>&& 
     });
 }
 
-std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>& options) {
+std::string VolumeObject::Info(const Caller& caller, const Dict& options) {
     return guarded([&] {
         Options opts(options, "Volume.Info options", {{"backing-chain", "b"}});
-        authorizer_.require(getObject(), Action::Read, details());
+        authorizer_.require(caller, Action::Read, details());
         check_volume_file(service_, state_);
         if (state_.format != "raw" && state_.format != "qcow2")
             not_yet("Info of a volume that is neither raw nor qcow2");
@@ -205,31 +199,31 @@ std::string VolumeObject::Info(const std::map<std::string, sdbus::Variant>& opti
     });
 }
 
-void VolumeObject::Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool,
-                           std::string name, std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Convert(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result,
+                           sdbus::ObjectPath pool, std::string name, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Convert options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
-            [this, pool, name, options, job_options](const Caller& caller,
-                                                     sdbus::Result<sdbus::ObjectPath>&& reply) {
-                JobSpec spec = copy_volume_job(service_, state_, pool_name_from_path(pool), name,
-                                               Options(options, "Volume.Convert options", copy_option_keys()),
-                                               "volume-convert");
-                spec.started_by_uid = caller.uid;
-                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
-            });
+        when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
+                        [this, pool, name, options, job_options](const Caller& caller,
+                                                                 sdbus::Result<sdbus::ObjectPath>&& reply) {
+                            JobSpec spec = copy_volume_job(
+                                service_, state_, pool_name_from_path(pool), name,
+                                Options(options, "Volume.Convert options", copy_option_keys()),
+                                "volume-convert");
+                            spec.started_by_uid = caller.uid;
+                            jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+                        });
     });
 }
 
-void VolumeObject::CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
-                                  std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::CreateSnapshot(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result,
+                                  std::string name, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.CreateSnapshot options", {});
         validate_name("snapshot", name);
         when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageSnapshots,
+            authorizer_, caller, alive_, std::move(result), Action::ManageSnapshots,
             {{"pool", pool_}, {"volume", name_}, {"snapshot", name}},
             [this, name](const Caller&, sdbus::Result<sdbus::ObjectPath>&& result) {
                 if (state_.format != "qcow2")
@@ -285,8 +279,8 @@ void VolumeObject::CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std
     });
 }
 
-void VolumeObject::CreateOverlay(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
-                                 std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result,
+                                 std::string name, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.CreateOverlay options",
                      {{"cluster_size", "t"}, {"lazy_refcounts", "b"}});
@@ -295,8 +289,8 @@ void VolumeObject::CreateOverlay(sdbus::Result<sdbus::ObjectPath>&& result, std:
         request.name = name;
         request.cluster_size = opts.u64("cluster_size");
         request.lazy_refcounts = opts.flag("lazy_refcounts", false);
-        reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                              Action::ManageVolumes, details(), [this, request](const Caller&) mutable {
+        reply_when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes,
+                              details(), [this, request](const Caller&) mutable {
                                   if (state_.format != "raw" && state_.format != "qcow2")
                                       not_yet("CreateOverlay of a non-raw, non-qcow2 volume");
                                   request.capacity = state_.capacity;
@@ -313,13 +307,12 @@ void VolumeObject::CreateOverlay(sdbus::Result<sdbus::ObjectPath>&& result, std:
     });
 }
 
-void VolumeObject::Commit(sdbus::Result<sdbus::ObjectPath>&& result,
-                          std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Commit(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Commit options", JobOptions::keys_with({{"keep", "b"}}));
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
             [this, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = commit_volume_job(
                     service_, state_,
@@ -330,31 +323,30 @@ void VolumeObject::Commit(sdbus::Result<sdbus::ObjectPath>&& result,
     });
 }
 
-void VolumeObject::Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
-                          std::map<std::string, sdbus::Variant> options) {
+void VolumeObject::Rebase(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result,
+                          std::string backing, Dict options) {
     guarded([&] {
         Options opts(options, "Volume.Rebase options", rebase_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes, details(),
-            [this, backing, options, job_options](const Caller& caller,
-                                                  sdbus::Result<sdbus::ObjectPath>&& reply) {
-                // A backing file outside every pool also needs manage-pools; asked without interaction.
-                JobSpec spec =
-                    rebase_volume_job(service_, state_, backing,
-                                      Options(options, "Volume.Rebase options", rebase_option_keys()),
-                                      [&] { authorizer_.require(caller, Action::ManagePools, details()); });
-                spec.started_by_uid = caller.uid;
-                jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
-            });
+        when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
+                        [this, backing, options, job_options](const Caller& caller,
+                                                              sdbus::Result<sdbus::ObjectPath>&& reply) {
+                            // A backing file outside every pool also needs manage-pools; asked without
+                            // interaction.
+                            JobSpec spec = rebase_volume_job(
+                                service_, state_, backing,
+                                Options(options, "Volume.Rebase options", rebase_option_keys()),
+                                [&] { authorizer_.require(caller, Action::ManagePools, details()); });
+                            spec.started_by_uid = caller.uid;
+                            jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
+                        });
     });
 }
 
-std::map<std::string, sdbus::Variant>
-VolumeObject::Measure(const std::map<std::string, sdbus::Variant>& options) {
+VolumeObject::Dict VolumeObject::Measure(const Caller& caller, const Dict& options) {
     return guarded([&] {
         Options opts(options, "Volume.Measure options", {{"format", "s"}, {"cluster_size", "t"}});
-        authorizer_.require(getObject(), Action::Read, details());
+        authorizer_.require(caller, Action::Read, details());
         check_volume_file(service_, state_);
         storage::MeasureReport report = storage::measure_image_file(
             service_.image_of(state_), opts.text("format").value_or("qcow2"), opts.u64("cluster_size"));
@@ -365,11 +357,10 @@ VolumeObject::Measure(const std::map<std::string, sdbus::Variant>& options) {
     });
 }
 
-std::vector<std::map<std::string, sdbus::Variant>>
-VolumeObject::Map(const std::map<std::string, sdbus::Variant>& options) {
+std::vector<VolumeObject::Dict> VolumeObject::Map(const Caller& caller, const Dict& options) {
     return guarded([&] {
         Options(options, "Volume.Map options", {});
-        authorizer_.require(getObject(), Action::Read, details());
+        authorizer_.require(caller, Action::Read, details());
         check_volume_file(service_, state_);
         if (state_.format != "raw" && state_.format != "qcow2")
             not_yet("Map of a volume that is neither raw nor qcow2");
@@ -385,25 +376,6 @@ VolumeObject::Map(const std::map<std::string, sdbus::Variant>& options) {
         }
         return out;
     });
-}
-
-sdbus::ObjectPath VolumeObject::Pool() {
-    return sdbus::ObjectPath(pool_path(pool_));
-}
-
-std::vector<sdbus::Struct<std::string, std::string>> VolumeObject::BackingChain() {
-    std::vector<sdbus::Struct<std::string, std::string>> out;
-    for (const auto& [path, format] : state().backing_chain)
-        out.emplace_back(path, format);
-    return out;
-}
-
-std::vector<std::string> VolumeObject::UsedBy() {
-    return state().used_by;
-}
-
-bool VolumeObject::Locked() {
-    return state().locked;
 }
 
 } // namespace vmstor::daemon

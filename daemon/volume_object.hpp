@@ -1,70 +1,64 @@
-// org.vmstor.Storage1.Volume: one object per volume of a running pool.
+// org.vmstor.Storage1.Volume: one object per volume of a running pool. Volumes are registered through
+// sd-bus directly (volume_bus.hpp), so a volume costs the bus only its entry in the index: the handlers
+// below are sdbus-c++-style (arguments read, replies through sdbus::Result) and called from the one
+// static vtable of volume_vtable.cpp.
 #pragma once
 
 #include "authorized_call.hpp"
 #include "storage/service.hpp"
-#include "vmstor-volume-adaptor.h"
 
+#include <map>
 #include <sdbus-c++/sdbus-c++.h>
+#include <string>
+#include <vector>
 
 namespace vmstor::daemon {
 
 class JobRegistry;
 class Authorizer;
+class VolumeBus;
 
-class VolumeObject final
-    : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Volume_adaptor, sdbus::ManagedObject_adaptor,
-                                      sdbus::Properties_adaptor> {
+class VolumeObject final {
   public:
-    VolumeObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
-                 Authorizer& authorizer, const storage::VolumeState& state);
+    /// @brief Registers the object on `bus` and emits InterfacesAdded.
+    VolumeObject(VolumeBus& bus, storage::StorageService& service, JobRegistry& jobs, Authorizer& authorizer,
+                 const storage::VolumeState& state);
+    /// @brief Emits InterfacesRemoved and unregisters the object.
     ~VolumeObject();
+    VolumeObject(const VolumeObject&) = delete;
+    VolumeObject& operator=(const VolumeObject&) = delete;
 
     void changed(const storage::VolumeState& before, const storage::VolumeState& after);
 
-  private:
-    void Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) override;
-    void Resize(sdbus::Result<>&& result, uint64_t capacity,
-                std::map<std::string, sdbus::Variant> options) override;
-    void Wipe(sdbus::Result<sdbus::ObjectPath>&& result,
-              std::map<std::string, sdbus::Variant> options) override;
-    void Download(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
-                  std::map<std::string, sdbus::Variant> options) override;
-    void Upload(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
-                std::map<std::string, sdbus::Variant> options) override;
-    void Check(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
-               std::map<std::string, sdbus::Variant> options) override;
-    std::string Info(const std::map<std::string, sdbus::Variant>& options) override;
-    void Convert(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool, std::string name,
-                 std::map<std::string, sdbus::Variant> options) override;
-    void CreateSnapshot(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
-                        std::map<std::string, sdbus::Variant> options) override;
-    void CreateOverlay(sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
-                       std::map<std::string, sdbus::Variant> options) override;
-    void Commit(sdbus::Result<sdbus::ObjectPath>&& result,
-                std::map<std::string, sdbus::Variant> options) override;
-    void Rebase(sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
-                std::map<std::string, sdbus::Variant> options) override;
-    std::map<std::string, sdbus::Variant>
-    Measure(const std::map<std::string, sdbus::Variant>& options) override;
-    std::vector<std::map<std::string, sdbus::Variant>>
-    Map(const std::map<std::string, sdbus::Variant>& options) override;
-
-    std::string Name() override { return name_; }
-    std::string Key() override { return state().key; }
-    std::string Path() override { return state().path; }
-    sdbus::ObjectPath Pool() override;
-    std::string Format() override { return state().format; }
-    uint64_t Capacity() override { return state().capacity; }
-    uint64_t Allocation() override { return state().allocation; }
-    uint64_t Physical() override { return state().physical; }
-    std::vector<sdbus::Struct<std::string, std::string>> BackingChain() override;
-    bool Encrypted() override { return state().encrypted; }
-    std::vector<std::string> UsedBy() override;
-    bool Locked() override;
-
     // A copy, so that property reads never fail (see PoolObject::state).
     const storage::VolumeState& state() const { return state_; }
+
+  private:
+    friend struct VolumeVtable; // dispatches the interface's calls to the handlers below
+
+    using Dict = std::map<std::string, sdbus::Variant>;
+
+    void Delete(const Caller& caller, sdbus::Result<>&& result, Dict options);
+    void Resize(const Caller& caller, sdbus::Result<>&& result, uint64_t capacity, Dict options);
+    void Wipe(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options);
+    void Download(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                  Dict options);
+    void Upload(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
+                Dict options);
+    void Check(const Caller& caller, sdbus::Result<Dict>&& result, Dict options);
+    std::string Info(const Caller& caller, const Dict& options);
+    void Convert(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool,
+                 std::string name, Dict options);
+    void CreateSnapshot(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
+                        Dict options);
+    void CreateOverlay(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
+                       Dict options);
+    void Commit(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options);
+    void Rebase(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
+                Dict options);
+    Dict Measure(const Caller& caller, const Dict& options);
+    std::vector<Dict> Map(const Caller& caller, const Dict& options);
+
     [[noreturn]] void not_yet(std::string_view member) const;
     /// @brief The polkit details of this volume.
     std::map<std::string, std::string> details() const { return {{"pool", pool_}, {"volume", name_}}; }
@@ -73,6 +67,7 @@ class VolumeObject final
     /// (`backing_users`).
     void refuse_if_busy(std::string_view what, bool backing_users) const;
 
+    VolumeBus& bus_;
     storage::StorageService& service_;
     JobRegistry& jobs_;
     Authorizer& authorizer_;
