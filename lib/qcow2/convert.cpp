@@ -101,8 +101,9 @@ void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
 
 // Compresses clusters on worker threads while the calling thread reads the next ones and writes the
 // finished ones in order, so that reading, compressing and writing overlap; at most `slots` clusters
-// are in flight (that bounds the memory). Threads live for the whole convert: under load a new thread
-// can wait long for a CPU.
+// are in flight (that bounds the memory). The calling thread compresses too while it would otherwise
+// wait for the oldest cluster: the CPU it frees then is not left to the scheduler. Threads live for the
+// whole convert: under load a new thread can wait long for a CPU.
 class CompressPipeline {
   public:
     CompressPipeline(Qcow2Image& target, CompressionType type, std::uint64_t size, unsigned workers,
@@ -137,11 +138,14 @@ class CompressPipeline {
             std::fill(slot.input.begin() + static_cast<std::ptrdiff_t>(bytes), slot.input.end(),
                       std::byte{0});
         source.read(start, std::span(slot.input).first(bytes));
+        bool wake;
         {
             std::lock_guard lock(mutex_);
             ++pushed_;
+            wake = idle_workers_ > 0;
         }
-        work_.notify_one();
+        if (wake)
+            work_.notify_one();
     }
 
     /// @brief Writes every cluster pushed so far.
@@ -163,29 +167,53 @@ class CompressPipeline {
     void serve() {
         std::unique_lock lock(mutex_);
         while (true) {
-            work_.wait(lock, [this] { return stopping_ || taken_ < pushed_; });
             if (stopping_)
                 return;
-            Slot& slot = slots_[taken_++ % slots_.size()];
-            lock.unlock();
-            try {
-                slot.zero = is_zero(slot.input);
-                slot.output = slot.zero ? std::vector<std::byte>{}
-                                        : compress_cluster(type_, slot.input, cluster_ - 512);
-            } catch (...) {
-                slot.error = std::current_exception();
+            if (taken_ < pushed_) {
+                compress_next(lock);
+                continue;
             }
-            lock.lock();
-            slot.done = true;
-            done_.notify_one();
+            ++idle_workers_;
+            work_.wait(lock);
+            --idle_workers_;
         }
+    }
+
+    /// @brief Takes the next cluster nobody has taken and compresses it; `lock` is held on entry and exit.
+    void compress_next(std::unique_lock<std::mutex>& lock) {
+        Slot& slot = slots_[taken_++ % slots_.size()];
+        lock.unlock();
+        try {
+            slot.zero = is_zero(slot.input);
+            if (!slot.zero) {
+                // Into a buffer of the thread's own, then only the compressed bytes into the slot.
+                thread_local std::vector<std::byte> scratch;
+                scratch.resize(cluster_ - 512);
+                const std::size_t n = compress_cluster(type_, slot.input, scratch);
+                slot.output.assign(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(n));
+            }
+        } catch (...) {
+            slot.error = std::current_exception();
+        }
+        lock.lock();
+        slot.done = true;
+        if (writer_waiting_)
+            done_.notify_one();
     }
 
     void write_oldest() {
         Slot& slot = slots_[written_ % slots_.size()];
         {
             std::unique_lock lock(mutex_);
-            done_.wait(lock, [&] { return slot.done; });
+            while (!slot.done) {
+                if (taken_ < pushed_) {
+                    compress_next(lock);
+                    continue;
+                }
+                writer_waiting_ = true;
+                done_.wait(lock);
+                writer_waiting_ = false;
+            }
         }
         ++written_;
         if (slot.error)
@@ -205,9 +233,11 @@ class CompressPipeline {
     const std::uint64_t size_;
     const std::uint64_t cluster_;
     std::vector<Slot> slots_;
-    std::uint64_t pushed_ = 0;  // clusters read (workers read it under the mutex)
-    std::uint64_t taken_ = 0;   // clusters a worker took (under the mutex)
-    std::uint64_t written_ = 0; // clusters written (the calling thread only)
+    std::uint64_t pushed_ = 0;    // clusters read (compressing threads read it under the mutex)
+    std::uint64_t taken_ = 0;     // clusters a thread took for compression (under the mutex)
+    std::uint64_t written_ = 0;   // clusters written (the calling thread only)
+    unsigned idle_workers_ = 0;   // workers waiting for work (under the mutex)
+    bool writer_waiting_ = false; // the calling thread waits for a cluster to be done (under the mutex)
     std::vector<std::thread> threads_;
     std::mutex mutex_;
     std::condition_variable work_, done_;
@@ -286,10 +316,11 @@ void Qcow2Image::write_compressed_cluster(std::uint64_t gc, std::span<const std:
     const std::uint64_t cluster = header_.cluster_size();
     if (data.size() != cluster)
         throw Error(ErrorCode::InvalidArgument, "compressed writes take exactly one whole cluster");
-    std::vector<std::byte> compressed = compress_cluster(compression_, data, cluster - 512);
-    if (compressed.empty())
+    std::vector<std::byte> compressed(cluster - 512);
+    const std::size_t size = compress_cluster(compression_, data, compressed);
+    if (size == 0)
         return write(gc * cluster, data);
-    write_compressed_data(gc, compressed);
+    write_compressed_data(gc, std::span(compressed).first(size));
 }
 
 void convert_image(Image& source, const std::string& target_path, const ConvertOptions& options) {
