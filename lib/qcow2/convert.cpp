@@ -99,16 +99,18 @@ void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
     }
 }
 
-// Compresses clusters on worker threads while the calling thread reads the next ones and writes the
-// finished ones in order, so that reading, compressing and writing overlap; at most `slots` clusters
-// are in flight (that bounds the memory). The calling thread compresses too while it would otherwise
-// wait for the oldest cluster: the CPU it frees then is not left to the scheduler. Threads live for the
-// whole convert: under load a new thread can wait long for a CPU.
+// Reads and compresses clusters on worker threads while the calling thread writes the finished ones in
+// order, so that reading, compressing and writing overlap and the one thread that must be alone (the
+// writer) has the least to do; at most `slots` clusters are in flight (that bounds the memory). The
+// source is read under a mutex (an image is used by one thread at a time). The calling thread reads and
+// compresses too while it would otherwise wait for the oldest cluster. Threads live for the whole
+// convert: under load a new thread can wait long for a CPU.
 class CompressPipeline {
   public:
-    CompressPipeline(Qcow2Image& target, CompressionType type, std::uint64_t size, unsigned workers,
+    CompressPipeline(Image& source, Qcow2Image& target, CompressionType type, unsigned workers,
                      std::size_t slots)
-        : target_(target), type_(type), size_(size), cluster_(target.cluster_size()), slots_(slots) {
+        : source_(source), target_(target), type_(type), size_(source.virtual_size()),
+          cluster_(target.cluster_size()), slots_(slots) {
         for (auto& slot : slots_)
             slot.input.resize(cluster_);
         for (unsigned i = 0; i < workers; ++i)
@@ -124,20 +126,14 @@ class CompressPipeline {
             t.join();
     }
 
-    /// @brief Reads guest cluster `gc` of `source` for compression; writes finished clusters first while
-    /// every slot is taken.
-    void push(Image& source, std::uint64_t gc) {
+    /// @brief Queues guest cluster `gc` for reading and compression; writes finished clusters first
+    /// while every slot is taken.
+    void push(std::uint64_t gc) {
         while (pushed_ - written_ == slots_.size())
             write_oldest();
         Slot& slot = slots_[pushed_ % slots_.size()];
         slot.gc = gc;
         slot.done = false;
-        const std::uint64_t start = gc * cluster_;
-        const std::uint64_t bytes = std::min(cluster_, size_ - start);
-        if (bytes < cluster_)
-            std::fill(slot.input.begin() + static_cast<std::ptrdiff_t>(bytes), slot.input.end(),
-                      std::byte{0});
-        source.read(start, std::span(slot.input).first(bytes));
         bool wake;
         {
             std::lock_guard lock(mutex_);
@@ -153,6 +149,9 @@ class CompressPipeline {
         while (written_ < pushed_)
             write_oldest();
     }
+
+    /// @brief Held by anyone else who uses the source while the pipeline runs.
+    std::mutex& source_mutex() { return source_mutex_; }
 
   private:
     struct Slot {
@@ -179,11 +178,21 @@ class CompressPipeline {
         }
     }
 
-    /// @brief Takes the next cluster nobody has taken and compresses it; `lock` is held on entry and exit.
+    /// @brief Takes the next cluster nobody has taken, reads and compresses it; `lock` is held on entry
+    /// and exit.
     void compress_next(std::unique_lock<std::mutex>& lock) {
         Slot& slot = slots_[taken_++ % slots_.size()];
         lock.unlock();
         try {
+            const std::uint64_t start = slot.gc * cluster_;
+            const std::uint64_t bytes = std::min(cluster_, size_ - start);
+            if (bytes < cluster_)
+                std::fill(slot.input.begin() + static_cast<std::ptrdiff_t>(bytes), slot.input.end(),
+                          std::byte{0});
+            {
+                std::lock_guard source_lock(source_mutex_);
+                source_.read(start, std::span(slot.input).first(bytes));
+            }
             slot.zero = is_zero(slot.input);
             if (!slot.zero) {
                 // Into a buffer of the thread's own, then only the compressed bytes into the slot.
@@ -228,18 +237,20 @@ class CompressPipeline {
         slot.output = {};
     }
 
+    Image& source_;
     Qcow2Image& target_;
     const CompressionType type_;
     const std::uint64_t size_;
     const std::uint64_t cluster_;
     std::vector<Slot> slots_;
-    std::uint64_t pushed_ = 0;    // clusters read (compressing threads read it under the mutex)
-    std::uint64_t taken_ = 0;     // clusters a thread took for compression (under the mutex)
+    std::uint64_t pushed_ = 0;    // clusters queued (compressing threads read it under the mutex)
+    std::uint64_t taken_ = 0;     // clusters a thread took to read and compress (under the mutex)
     std::uint64_t written_ = 0;   // clusters written (the calling thread only)
     unsigned idle_workers_ = 0;   // workers waiting for work (under the mutex)
     bool writer_waiting_ = false; // the calling thread waits for a cluster to be done (under the mutex)
     std::vector<std::thread> threads_;
     std::mutex mutex_;
+    std::mutex source_mutex_;
     std::condition_variable work_, done_;
     bool stopping_ = false;
 };
@@ -255,7 +266,7 @@ void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
         const unsigned threads =
             options_.threads ? options_.threads : std::max(4u, std::thread::hardware_concurrency());
         const std::size_t slots = std::max<std::uint64_t>(4 * threads, (2ull << 20) / cluster);
-        pipeline_ = std::make_unique<CompressPipeline>(qcow2, type, size_, threads, slots);
+        pipeline_ = std::make_unique<CompressPipeline>(source_, qcow2, type, threads, slots);
     }
     // Whole clusters only: a range is widened to cluster boundaries (the extra bytes are read as they are).
     const std::uint64_t first = offset / cluster;
@@ -263,7 +274,7 @@ void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
         std::min((offset + length + cluster - 1) / cluster, (size_ + cluster - 1) / cluster);
     for (std::uint64_t gc = first; gc < last; ++gc) {
         check_cancel();
-        pipeline_->push(source_, gc);
+        pipeline_->push(gc);
         if ((gc + 1) % 64 == 0)
             report(std::min(size_, (gc + 1) * cluster));
     }
@@ -276,8 +287,12 @@ void Converter::run() {
     std::uint64_t compress_from = 0; // compressed copying works on whole clusters: never twice the same
     while (offset < size_) {
         check_cancel();
+        std::unique_lock<std::mutex> source_lock; // workers read the source meanwhile
+        if (pipeline_)
+            source_lock = std::unique_lock(pipeline_->source_mutex());
         ChainStatus s =
             chain_block_status(source_, offset, std::min<std::uint64_t>(size_ - offset, 1ull << 30));
+        source_lock = {};
         if (!s.zero) {
             if (compress) {
                 const std::uint64_t from = std::max(offset, compress_from);
