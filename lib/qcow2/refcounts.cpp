@@ -196,12 +196,21 @@ std::uint64_t Qcow2Image::allocate_clusters(std::uint64_t count) {
 
 std::uint64_t Qcow2Image::allocate_bytes(std::uint64_t bytes) {
     const std::uint64_t cluster = header_.cluster_size();
-    if (compressed_tail_ != 0 && compressed_tail_ % cluster != 0 &&
-        compressed_tail_ % cluster + bytes <= cluster) {
+    const std::uint64_t used = compressed_tail_ % cluster;
+    if (compressed_tail_ != 0 && used != 0) {
         const std::uint64_t offset = compressed_tail_;
-        change_refcount(offset / cluster, 1);
-        compressed_tail_ += bytes;
-        return offset;
+        const std::uint64_t tail_cluster = offset / cluster;
+        const std::uint64_t more = (used + bytes - 1) / cluster; // clusters needed past the tail one
+        // As QEMU packs them: on into the next clusters when they are the next free ones.
+        if (more == 0 || find_free_run(more, free_cluster_hint_) == tail_cluster + 1) {
+            const std::uint64_t first = more == 0 ? tail_cluster + 1 : allocate_clusters(more) / cluster;
+            if (first == tail_cluster + 1) {
+                change_refcount(tail_cluster, 1);
+                compressed_tail_ += bytes;
+                return offset;
+            }
+            free_clusters(first * cluster, more); // a new refcount block took the next cluster
+        }
     }
     const std::uint64_t offset = allocate_clusters((bytes + cluster - 1) / cluster);
     compressed_tail_ = offset + bytes;
