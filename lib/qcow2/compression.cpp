@@ -1,5 +1,7 @@
 #include "compression.hpp"
 
+#include "deflate_bound.hpp"
+
 #include <libdeflate.h>
 #include <memory>
 #include <zlib.h>
@@ -62,6 +64,8 @@ std::size_t deflate_raw(std::span<const std::byte> in, std::span<std::byte> out)
         Stream(const Stream&) = delete;
         Stream& operator=(const Stream&) = delete;
     };
+    if (deflate_cannot_shrink(in, out.size()))
+        return 0; // random-looking data: proven not to fit, deflate would only find that out slowly
     thread_local Stream stream;
     if (!stream.ready || deflateReset(&stream.strm) != Z_OK)
         return 0;
