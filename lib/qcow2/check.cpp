@@ -334,6 +334,7 @@ void Qcow2Checker::rebuild_refcounts() {
     img_.header_.refcount_table_offset = (start + blocks) * cluster;
     img_.header_.refcount_table_clusters = static_cast<std::uint32_t>(table_clusters);
     img_.refcount_table_ = std::move(table);
+    img_.note_refcount_table();
     img_.free_cluster_hint_ = 0;
     file_bytes_ = img_.file_.size();
 }

@@ -56,11 +56,9 @@ ClusterKind Qcow2Image::kind_of(const L2Entry& e, unsigned subcluster, std::uint
                      fmt::format("'{}': the L2 entry of guest offset {:#x} ({:#x}) {}", file_.path(),
                                  guest_cluster << header_.cluster_bits, e.entry, why));
     };
-    if (e.entry & oflag_compressed) {
-        if (e.bitmap != 0)
-            throw corrupt("is compressed but has a subcluster bitmap");
+    // A subcluster bitmap beside a compressed entry is ignored, as QEMU reads it (check reports it).
+    if (e.entry & oflag_compressed)
         return ClusterKind::Compressed;
-    }
     const std::uint64_t host = e.entry & l2e_offset_mask;
     if (host % header_.cluster_size() != 0)
         throw corrupt("has a host offset that is not cluster-aligned");

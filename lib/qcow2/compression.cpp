@@ -1,5 +1,7 @@
 #include "compression.hpp"
 
+#include "deflate_bound.hpp"
+
 #include <libdeflate.h>
 #include <memory>
 #include <zlib.h>
@@ -44,42 +46,49 @@ bool zstd_decompress(std::span<const std::byte> in, std::span<std::byte> out) {
     return true;
 }
 
-std::vector<std::byte> deflate_raw(std::span<const std::byte> in, std::size_t max_size) {
+std::size_t deflate_raw(std::span<const std::byte> in, std::span<std::byte> out) {
     // QEMU inflates with a 4 KiB window (windowBits -12), so we must deflate with the same window;
-    // libdeflate always uses 32 KiB and is therefore not usable here.
-    z_stream strm{};
-    if (deflateInit2(&strm, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK)
-        return {};
-    std::vector<std::byte> out(max_size);
+    // libdeflate always uses 32 KiB and is therefore not usable here. One stream per thread, reset
+    // for each cluster: deflateInit2 would allocate and clear its ~270 KiB of state every time.
+    struct Stream {
+        z_stream strm{};
+        bool ready = false;
+        Stream() {
+            ready =
+                deflateInit2(&strm, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) == Z_OK;
+        }
+        ~Stream() {
+            if (ready)
+                deflateEnd(&strm);
+        }
+        Stream(const Stream&) = delete;
+        Stream& operator=(const Stream&) = delete;
+    };
+    if (deflate_cannot_shrink(in, out.size()))
+        return 0; // random-looking data: proven not to fit, deflate would only find that out slowly
+    thread_local Stream stream;
+    if (!stream.ready || deflateReset(&stream.strm) != Z_OK)
+        return 0;
+    z_stream& strm = stream.strm;
     strm.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
     strm.avail_in = static_cast<uInt>(in.size());
     strm.next_out = reinterpret_cast<Bytef*>(out.data());
     strm.avail_out = static_cast<uInt>(out.size());
-    int rc = deflate(&strm, Z_FINISH);
-    std::size_t produced = out.size() - strm.avail_out;
-    deflateEnd(&strm);
-    if (rc != Z_STREAM_END || produced >= max_size)
-        return {};
-    out.resize(produced);
-    out.shrink_to_fit(); // a batch holds many results: only what they need
-    return out;
+    const int rc = deflate(&strm, Z_FINISH);
+    const std::size_t produced = out.size() - strm.avail_out;
+    return rc == Z_STREAM_END && produced < out.size() ? produced : 0;
 }
 
-std::vector<std::byte> zstd_compress(std::span<const std::byte> in, std::size_t max_size) {
+std::size_t zstd_compress(std::span<const std::byte> in, std::span<std::byte> out) {
     struct Free {
         void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
     };
     thread_local std::unique_ptr<ZSTD_CCtx, Free> cctx(ZSTD_createCCtx());
     if (!cctx)
-        return {};
-    std::vector<std::byte> out(max_size);
-    std::size_t rc =
+        return 0;
+    const std::size_t rc =
         ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), in.data(), in.size(), ZSTD_CLEVEL_DEFAULT);
-    if (ZSTD_isError(rc) || rc >= max_size)
-        return {};
-    out.resize(rc);
-    out.shrink_to_fit();
-    return out;
+    return !ZSTD_isError(rc) && rc < out.size() ? rc : 0;
 }
 
 } // namespace
@@ -88,9 +97,8 @@ bool decompress_cluster(CompressionType type, std::span<const std::byte> in, std
     return type == CompressionType::Zlib ? inflate_raw(in, out) : zstd_decompress(in, out);
 }
 
-std::vector<std::byte> compress_cluster(CompressionType type, std::span<const std::byte> in,
-                                        std::size_t max_size) {
-    return type == CompressionType::Zlib ? deflate_raw(in, max_size) : zstd_compress(in, max_size);
+std::size_t compress_cluster(CompressionType type, std::span<const std::byte> in, std::span<std::byte> out) {
+    return type == CompressionType::Zlib ? deflate_raw(in, out) : zstd_compress(in, out);
 }
 
 } // namespace vmstor::qcow2

@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <vector>
 
 namespace vmstor::qcow2 {
 
@@ -14,9 +13,8 @@ enum class CompressionType : std::uint8_t { Zlib = 0, Zstd = 1 };
 /// the data is not a valid stream that fills `out` exactly.
 bool decompress_cluster(CompressionType type, std::span<const std::byte> in, std::span<std::byte> out);
 
-/// @brief Compresses one cluster; returns an empty vector when the result would not be smaller
-/// than `max_size` (the caller then writes the cluster uncompressed, as QEMU does).
-std::vector<std::byte> compress_cluster(CompressionType type, std::span<const std::byte> in,
-                                        std::size_t max_size);
+/// @brief Compresses one cluster into `out`; returns the compressed size, or 0 when the result would
+/// not be smaller than out.size() (the caller then writes the cluster uncompressed, as QEMU does).
+std::size_t compress_cluster(CompressionType type, std::span<const std::byte> in, std::span<std::byte> out);
 
 } // namespace vmstor::qcow2

@@ -39,7 +39,7 @@ using ProgressCallback = std::function<void(double percent)>;
 struct ConvertOptions {
     CreateOptions target;  // size is taken from the source
     bool compress = false; // -c
-    unsigned threads = 0;  // compression threads; 0: one per core, at least 4
+    unsigned threads = 0;  // compression threads beside the caller's; 0: one per core but one
     ProgressCallback progress;
     const std::atomic<bool>* cancel = nullptr; // set to stop with ErrorCode::Cancelled
     bool sync = true; // false: no fdatasync at the end (qemu-img convert's default cache=unsafe)

@@ -64,8 +64,8 @@ void Qcow2Image::guard_metadata_write(Metadata kind, std::uint64_t offset, std::
         for (std::uint64_t e : l1_)
             check(Metadata::ActiveL2, e & l1e_offset_mask, cluster);
     if (kind != Metadata::RefcountBlock)
-        for (std::uint64_t e : refcount_table_)
-            check(Metadata::RefcountBlock, e & refcount_table_offset_mask, cluster);
+        for (std::size_t i = 0; i < refcount_table_in_use_; ++i)
+            check(Metadata::RefcountBlock, refcount_table_[i] & refcount_table_offset_mask, cluster);
 }
 
 void Qcow2Image::write_metadata(Metadata kind, std::uint64_t offset, std::span<const std::byte> data) {

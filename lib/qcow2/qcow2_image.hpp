@@ -152,6 +152,8 @@ class Qcow2Image final : public Image {
     void grow_refcount_table(std::uint64_t needed_cluster_index);
     std::uint64_t find_free_run(std::uint64_t count, std::uint64_t start);
     void write_refcount_table_entry(std::size_t index);
+    /// @brief Recomputes refcount_table_in_use_ after the whole table was read or replaced.
+    void note_refcount_table();
 
     // --- overlap check (overlap.cpp) ---
     void guard_metadata_write(Metadata kind, std::uint64_t offset, std::uint64_t length);
@@ -169,6 +171,9 @@ class Qcow2Image final : public Image {
     bool lazy_refcounts_ = false;
     std::vector<std::uint64_t> l1_;
     std::vector<std::uint64_t> refcount_table_;
+    // Entries up to the last one that points at a block: the overlap check of every data write scans
+    // only these (a new image's table has thousands of empty entries).
+    std::size_t refcount_table_in_use_ = 0;
     std::vector<Snapshot> snapshots_;
     std::uint64_t snapshot_table_bytes_ = 0;
     std::unique_ptr<MetadataCache> l2_cache_;

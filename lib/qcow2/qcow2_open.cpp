@@ -130,6 +130,7 @@ void Qcow2Image::load_tables() {
         throw corrupt(fmt::format("the refcount table at {:#x} passes the end of the file",
                                   header_.refcount_table_offset));
     refcount_table_ = read_be64_table(file_, header_.refcount_table_offset, rt_entries, "refcount table");
+    note_refcount_table();
     if (!options_.for_check) // check reads the table itself, tolerating what it reports
         snapshots_ = read_snapshot_table(file_, header_, snapshot_table_bytes_);
 }

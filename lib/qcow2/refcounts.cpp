@@ -55,6 +55,13 @@ void Qcow2Image::change_refcount(std::uint64_t cluster_index, std::int64_t delta
     set_refcount(cluster_index, current + static_cast<std::uint64_t>(delta));
 }
 
+void Qcow2Image::note_refcount_table() {
+    refcount_table_in_use_ = refcount_table_.size();
+    while (refcount_table_in_use_ > 0 &&
+           (refcount_table_[refcount_table_in_use_ - 1] & refcount_table_offset_mask) == 0)
+        --refcount_table_in_use_;
+}
+
 void Qcow2Image::write_refcount_table_entry(std::size_t index) {
     std::byte raw[8];
     store_be<std::uint64_t>(raw, refcount_table_[index]);
@@ -104,6 +111,7 @@ void Qcow2Image::ensure_refcount_block(std::uint64_t cluster_index) {
         refcount_cache_->write_back();
         ordered_sync();
         refcount_table_[table_index] = candidate * cluster;
+        refcount_table_in_use_ = std::max<std::size_t>(refcount_table_in_use_, table_index + 1);
         write_refcount_table_entry(static_cast<std::size_t>(table_index));
         return;
     }
@@ -161,6 +169,7 @@ void Qcow2Image::grow_refcount_table(std::uint64_t needed_cluster_index) {
     header_.refcount_table_offset = table_offset;
     header_.refcount_table_clusters = static_cast<std::uint32_t>(table_clusters);
     refcount_table_ = std::move(table);
+    note_refcount_table();
     for (std::uint64_t i = 0; i < old_clusters; ++i)
         change_refcount(old_offset / cluster + i, -1);
 }
@@ -187,12 +196,21 @@ std::uint64_t Qcow2Image::allocate_clusters(std::uint64_t count) {
 
 std::uint64_t Qcow2Image::allocate_bytes(std::uint64_t bytes) {
     const std::uint64_t cluster = header_.cluster_size();
-    if (compressed_tail_ != 0 && compressed_tail_ % cluster != 0 &&
-        compressed_tail_ % cluster + bytes <= cluster) {
+    const std::uint64_t used = compressed_tail_ % cluster;
+    if (compressed_tail_ != 0 && used != 0) {
         const std::uint64_t offset = compressed_tail_;
-        change_refcount(offset / cluster, 1);
-        compressed_tail_ += bytes;
-        return offset;
+        const std::uint64_t tail_cluster = offset / cluster;
+        const std::uint64_t more = (used + bytes - 1) / cluster; // clusters needed past the tail one
+        // As QEMU packs them: on into the next clusters when they are the next free ones.
+        if (more == 0 || find_free_run(more, free_cluster_hint_) == tail_cluster + 1) {
+            const std::uint64_t first = more == 0 ? tail_cluster + 1 : allocate_clusters(more) / cluster;
+            if (first == tail_cluster + 1) {
+                change_refcount(tail_cluster, 1);
+                compressed_tail_ += bytes;
+                return offset;
+            }
+            free_clusters(first * cluster, more); // a new refcount block took the next cluster
+        }
     }
     const std::uint64_t offset = allocate_clusters((bytes + cluster - 1) / cluster);
     compressed_tail_ = offset + bytes;
