@@ -77,13 +77,12 @@ void write_fully(int fd, std::span<const std::byte> data) {
     }
 }
 
-/// @brief True when `fd` is a regular file written at its own offset (not O_APPEND), where a range of
-/// zeroes can be made by the file system instead of written.
+/// @brief True when `fd` is a regular file not opened O_APPEND, where a range of zeroes at its offset
+/// can be made by the file system instead of written.
 bool regular_file_at_offset(int fd) {
     struct stat st {};
     int flags = ::fcntl(fd, F_GETFL);
-    return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flags >= 0 && !(flags & O_APPEND) &&
-           ::lseek(fd, 0, SEEK_CUR) >= 0;
+    return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flags >= 0 && !(flags & O_APPEND);
 }
 
 /// @brief Makes the next `length` bytes at the file's offset allocated zeroes, as writing them would,
@@ -298,7 +297,7 @@ void download_from_image(int fd, const VolumeImage& volume, const StreamRange& r
         range.offset + std::min(size - range.offset, range.length.value_or(size - range.offset));
     context.set_total(end - range.offset);
     bool seekable = ::lseek(fd, 0, SEEK_CUR) >= 0;
-    bool zero_in_place = !range.sparse && regular_file_at_offset(fd);
+    bool zero_in_place = !range.sparse && seekable && regular_file_at_offset(fd);
     std::vector<std::byte> buffer(chunk_size);
     std::uint64_t at = range.offset;
     while (at < end) {
