@@ -64,7 +64,7 @@ std::size_t deflate_raw(std::span<const std::byte> in, std::span<std::byte> out)
         Stream(const Stream&) = delete;
         Stream& operator=(const Stream&) = delete;
     };
-    if (deflate_cannot_shrink(in, out.size()))
+    if (deflate_cannot_shrink(in, out.size() + 1))
         return 0; // random-looking data: proven not to fit, deflate would only find that out slowly
     thread_local Stream stream;
     if (!stream.ready || deflateReset(&stream.strm) != Z_OK)
@@ -75,8 +75,7 @@ std::size_t deflate_raw(std::span<const std::byte> in, std::span<std::byte> out)
     strm.next_out = reinterpret_cast<Bytef*>(out.data());
     strm.avail_out = static_cast<uInt>(out.size());
     const int rc = deflate(&strm, Z_FINISH);
-    const std::size_t produced = out.size() - strm.avail_out;
-    return rc == Z_STREAM_END && produced < out.size() ? produced : 0;
+    return rc == Z_STREAM_END ? out.size() - strm.avail_out : 0; // Z_OK: out was full before the end
 }
 
 std::size_t zstd_compress(std::span<const std::byte> in, std::span<std::byte> out) {
@@ -88,7 +87,7 @@ std::size_t zstd_compress(std::span<const std::byte> in, std::span<std::byte> ou
         return 0;
     const std::size_t rc =
         ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), in.data(), in.size(), ZSTD_CLEVEL_DEFAULT);
-    return !ZSTD_isError(rc) && rc < out.size() ? rc : 0;
+    return ZSTD_isError(rc) ? 0 : rc; // dstSize_tooSmall when it does not fit
 }
 
 } // namespace

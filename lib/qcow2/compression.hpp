@@ -13,8 +13,14 @@ enum class CompressionType : std::uint8_t { Zlib = 0, Zstd = 1 };
 /// the data is not a valid stream that fills `out` exactly.
 bool decompress_cluster(CompressionType type, std::span<const std::byte> in, std::span<std::byte> out);
 
-/// @brief Compresses one cluster into `out`; returns the compressed size, or 0 when the result would
-/// not be smaller than out.size() (the caller then writes the cluster uncompressed, as QEMU does).
+/// @brief The most bytes a compressed cluster may take: QEMU compresses into cluster − 1 bytes and writes
+/// the cluster uncompressed when the result does not fit.
+constexpr std::size_t max_compressed_size(std::uint64_t cluster_size) {
+    return static_cast<std::size_t>(cluster_size - 1);
+}
+
+/// @brief Compresses one cluster into `out`; returns the compressed size, or 0 when the result does
+/// not fit in out.size() bytes (the caller then writes the cluster uncompressed, as QEMU does).
 std::size_t compress_cluster(CompressionType type, std::span<const std::byte> in, std::span<std::byte> out);
 
 } // namespace vmstor::qcow2

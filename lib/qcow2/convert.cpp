@@ -197,7 +197,7 @@ class CompressPipeline {
             if (!slot.zero) {
                 // Into a buffer of the thread's own, then only the compressed bytes into the slot.
                 thread_local std::vector<std::byte> scratch;
-                scratch.resize(cluster_ - 512);
+                scratch.resize(max_compressed_size(cluster_));
                 const std::size_t n = compress_cluster(type_, slot.input, scratch);
                 slot.output.assign(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(n));
             }
@@ -332,7 +332,7 @@ void Qcow2Image::write_compressed_cluster(std::uint64_t gc, std::span<const std:
     const std::uint64_t cluster = header_.cluster_size();
     if (data.size() != cluster)
         throw Error(ErrorCode::InvalidArgument, "compressed writes take exactly one whole cluster");
-    std::vector<std::byte> compressed(cluster - 512);
+    std::vector<std::byte> compressed(max_compressed_size(cluster));
     const std::size_t size = compress_cluster(compression_, data, compressed);
     if (size == 0)
         return write(gc * cluster, data);

@@ -9,6 +9,7 @@ tests compare against QEMU rather than against a guess.
 import json
 import os
 import shutil
+import struct
 import subprocess
 
 import qcow2_layout
@@ -400,7 +401,25 @@ def backing_without_format(c, name):
             "secret_pattern": 0x5E, "helper_files": [secret, trap]}
 
 
-HOSTILE_SPECIAL = [backing_name_too_long, extension_past_cluster, backing_without_format]
+def snapshot_table_too_large(c, name):
+    """1,100 snapshots (far under the count limit) of 1 KiB extra data and a 60,000-byte name each:
+    the table is 67.2 MB, just past the 64 MiB limit QEMU and vmstor keep, so the file is that large
+    too. Few long entries rather than many short ones: qemu-img's time grows with the count."""
+    img = _make_source(c, name)
+    count, extra, name_size = 1100, 1024, 60000
+    fixed = struct.pack(">QIHHIIQII", 0, 0, 0, name_size, 0, 0, 0, 0, extra)
+    entry = fixed + bytes(extra) + b"s" * name_size
+    entry += bytes(-len(entry) % 8)
+    where = (len(img.data) + img.cluster_size - 1) // img.cluster_size * img.cluster_size
+    img.data.extend(bytes(where - len(img.data)))
+    img.data.extend(entry * count)
+    img.set("nb_snapshots", count)
+    img.set("snapshots_offset", where)
+    img.save()
+
+
+HOSTILE_SPECIAL = [backing_name_too_long, extension_past_cluster, backing_without_format,
+                   snapshot_table_too_large]
 
 
 def build_all(c):

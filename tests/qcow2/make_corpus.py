@@ -59,6 +59,23 @@ def mixed_raw(path, size, seed):
             # kind 3 stays a hole
 
 
+def edge_compressible_raw(path, seed):
+    """16 clusters of 64 KiB, each random but for a zero run of 100 to 1,600 bytes: they compress to
+    just under a cluster, the band where only a writer that allows cluster - 1 bytes, as QEMU's does,
+    stores them compressed. The last MiB is text in 512-byte clusters' worth of variety."""
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        for index in range(16):
+            run_length = 100 * (index + 1)
+            at = rng.randrange(64 * KiB - run_length)
+            data = bytearray(rng.randbytes(64 * KiB))
+            data[at : at + run_length] = bytes(run_length)
+            f.write(data)
+        words = [b"qcow2", b"cluster", b"edge", b"\n"]
+        text = b" ".join(rng.choice(words) for _ in range(MiB // 4))
+        f.write(text[:MiB])
+
+
 class Corpus:
     def __init__(self, directory):
         self.dir = directory
@@ -179,6 +196,15 @@ def build_compressed(c):
             source, name, cwd=c.dir)
         c.write(name, ["write -P 0xc1 0 96k", "write -z 1M 64k", "discard 2M 128k"])
         c.add(name, "qcow2", {"compression_type": ctype, "data": "compressed then partly overwritten"})
+    edge = "compress-edge.raw"
+    edge_compressible_raw(c.path(edge), seed=3)
+    c.add(edge, "raw", {"data": "clusters that compress to just under their size"})
+    for ctype, cluster in (("zlib", 64 * KiB), ("zstd", 64 * KiB), ("zlib", 512)):
+        name = f"compressed-edge-{ctype}-cl{cluster}.qcow2"
+        run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o",
+            f"compression_type={ctype},cluster_size={cluster}", edge, name, cwd=c.dir)
+        c.add(name, "qcow2", {"compression_type": ctype, "cluster_size": cluster,
+                              "data": "clusters compressed to just under their size"})
     name = "compressed-v2.qcow2"
     run("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "compat=0.10", source, name, cwd=c.dir)
     c.add(name, "qcow2", {"compat": "0.10", "compression_type": "zlib", "data": "compressed by convert -c"})

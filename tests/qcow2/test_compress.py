@@ -11,6 +11,10 @@ SOURCES = ["mixed-source.raw", "compat1.1-cl65536.qcow2", "chain3-top.qcow2", "s
            "compressed-zstd-rewritten.qcow2", "extl2-cl65536.qcow2", "cl16384-odd.qcow2"]
 VARIANTS = [("zlib", {}), ("zstd", {}), ("zlib", {"cluster_size": 4096}), ("zstd", {"cluster_size": 2097152}),
             ("zlib", {"compat": "0.10"})]
+# Clusters that compress to just under their size (up to cluster - 1 bytes are kept compressed, as QEMU
+# keeps them), and 512-byte clusters, where that margin is all there is.
+EDGE = "compress-edge.raw"
+EDGE_VARIANTS = [("zlib", {}), ("zstd", {}), ("zlib", {"cluster_size": 512}), ("zstd", {"cluster_size": 512})]
 
 
 def check_report(case, path):
@@ -53,7 +57,9 @@ class CompressTest(dt.ScratchCase):
 sources = {i["name"]: i for i in dt.images(kind="good")}
 dt.add_cases(CompressTest, "compress",
              [{"name": f"{s}-{t}-{'-'.join(f'{k}={v}' for k, v in o.items())}", "image": sources[s], "type": t,
-               "options": o} for t, o in VARIANTS for s in SOURCES],
+               "options": o} for t, o in VARIANTS for s in SOURCES]
+             + [{"name": f"{EDGE}-{t}-{'-'.join(f'{k}={v}' for k, v in o.items())}", "image": sources[EDGE],
+                 "type": t, "options": o} for t, o in EDGE_VARIANTS],
              CompressTest.check_case)
 
 if __name__ == "__main__":
