@@ -167,7 +167,8 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                 request.pool = name_;
                 request.name = name;
                 request.capacity = capacity;
-                request.format = opts.text("format").value_or("qcow2");
+                // Partitions and logical volumes hold raw data; files are qcow2 unless asked.
+                request.format = opts.text("format").value_or(service_.writes_files(name_) ? "qcow2" : "raw");
                 request.preallocation = opts.text("preallocation").value_or("off");
                 request.compat = opts.text("compat").value_or("");
                 request.lazy_refcounts = opts.flag("lazy_refcounts", false);

@@ -43,8 +43,10 @@ std::optional<unsigned> libvirt_wipe_algorithm(const std::string& name) {
                         fmt::format("option 'algorithm' is '{}', not one of {}", name, known));
 }
 
-void require_engine_format(const storage::VolumeState& volume, std::string_view what) {
-    if (volume.format != "raw" && volume.format != "qcow2")
+void require_engine_format(const storage::StorageService& service, const storage::VolumeState& volume,
+                           std::string_view what) {
+    std::string format = service.data_format(volume);
+    if (format != "raw" && format != "qcow2")
         throw vmstor::Error(
             ErrorCode::NotSupported,
             fmt::format("cannot {} volume '{}' in pool '{}': its format '{}' is not raw or qcow2", what,
@@ -158,6 +160,36 @@ bool inside_a_pool(const storage::StorageService& service, const std::string& re
     return false;
 }
 
+/// @brief Refuses what a device of a pool without a directory cannot hold: it has a fixed size and holds
+/// the guest's bytes as they are.
+void require_raw_device_target(const storage::ImageTarget& target, const std::string& pool,
+                               const std::string& name) {
+    if (target.format != "raw")
+        throw vmstor::Error(
+            ErrorCode::NotSupported,
+            fmt::format("cannot create volume '{}' in pool '{}': a pool without a directory (disk, logical, "
+                        "iscsi...) holds raw volumes, not {}; give format raw or choose a dir pool",
+                        name, pool, target.format));
+}
+
+/// @brief What happens once a job that filled a new volume ends: a file is re-read (a failed job already
+/// removed it); a device that libvirt made is deleted through libvirt when the job failed.
+std::function<void(bool)> new_volume_finished(storage::StorageService& service, const std::string& pool,
+                                              const std::string& name, bool device) {
+    return [&service, pool, name, device](bool success) {
+        if (!device || success) {
+            service.volume_file_changed(pool, name);
+            return;
+        }
+        try {
+            service.delete_volume(pool, name);
+        } catch (const vmstor::Error& e) {
+            spdlog::error("after a failed job, cannot delete the half-written volume '{}' of pool '{}': {}",
+                          name, pool, e.what());
+        }
+    };
+}
+
 } // namespace
 
 void check_volume_file(storage::StorageService& service, const storage::VolumeState& volume) {
@@ -200,11 +232,18 @@ std::vector<OptionSpec> stream_option_keys() {
 JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeState& source,
                         const std::string& target_pool, const std::string& name, const Options& options,
                         std::string operation, const std::optional<std::string>& snapshot) {
-    require_engine_format(source, "copy");
+    require_engine_format(service, source, "copy");
     check_volume_file(service, source);
-    // Checked before the target file exists, so that a bad option leaves nothing behind.
-    storage::ImageTarget target = read_target(options, source.format, "");
-    target.path = service.new_volume_file(target_pool, name);
+    // Checked before the target exists, so that a bad option leaves nothing behind.
+    const bool into_device = !service.writes_files(target_pool);
+    storage::ImageTarget target = read_target(options, into_device ? "raw" : service.data_format(source), "");
+    if (into_device) {
+        require_raw_device_target(target, target_pool, name);
+        target.path = service.new_block_volume(target_pool, name, source.capacity);
+        target.into_device = true;
+    } else {
+        target.path = service.new_volume_file(target_pool, name);
+    }
     JobSpec spec;
     spec.operation = std::move(operation);
     spec.objects = {sdbus::ObjectPath(volume_path(source.pool, source.name)),
@@ -215,19 +254,17 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
     spec.work = [source_image = service.image_of(source), target, snapshot](storage::JobContext& context) {
         storage::convert_image_file(source_image, target, context, snapshot);
     };
-    spec.finished = [&service, target_pool, name](bool) {
-        service.volume_file_changed(target_pool, name);
-    };
+    spec.finished = new_volume_finished(service, target_pool, name, into_device);
     return spec;
 }
 
 JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                         const Options& options) {
-    require_engine_format(volume, "wipe");
+    require_engine_format(service, volume, "wipe");
     check_volume_file(service, volume);
     std::string algorithm = options.text("algorithm").value_or("zero");
     std::optional<unsigned> pattern = libvirt_wipe_algorithm(algorithm);
-    if (pattern && volume.format != "raw")
+    if (pattern && service.data_format(volume) != "raw")
         throw vmstor::Error(
             ErrorCode::NotSupported,
             fmt::format("cannot wipe volume '{}' with algorithm '{}': libvirt's wipe algorithms "
@@ -255,7 +292,7 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
 
 JobSpec upload_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                           sdbus::UnixFd fd, const Options& options) {
-    require_engine_format(volume, "upload into");
+    require_engine_format(service, volume, "upload into");
     check_volume_file(service, volume);
     refuse_if_locked(volume, "upload into");
     storage::StreamRange range = stream_range(volume, options, "Volume.Upload");
@@ -269,7 +306,7 @@ JobSpec upload_volume_job(storage::StorageService& service, const storage::Volum
 
 JobSpec download_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
                             sdbus::UnixFd fd, const Options& options) {
-    require_engine_format(volume, "download");
+    require_engine_format(service, volume, "download");
     check_volume_file(service, volume);
     storage::StreamRange range = stream_range(volume, options, "Volume.Download");
     JobSpec spec = volume_job(nullptr, volume, "volume-download");
@@ -299,15 +336,29 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
                             name, pool));
         size = static_cast<std::uint64_t>(st.st_size);
     }
-    storage::ImageTarget target = read_target(options, "qcow2", "");
+    const bool into_device = !service.writes_files(pool);
+    storage::ImageTarget target = read_target(options, into_device ? "raw" : "qcow2", "");
     if (target.compress)
         throw vmstor::Error(ErrorCode::NotSupported,
                             "Pool.ImportVolume does not compress; import, then Convert");
-    target.path = service.new_volume_file(pool, name);
+    if (into_device) {
+        require_raw_device_target(target, pool, name);
+        target.path = service.new_block_volume(pool, name, size);
+    } else {
+        target.path = service.new_volume_file(pool, name);
+    }
     JobSpec spec;
     spec.operation = "pool-import-volume";
     spec.objects = {sdbus::ObjectPath(pool_path(pool))};
     spec.files = {target.path};
+    spec.finished = new_volume_finished(service, pool, name, into_device);
+    if (into_device) {
+        spec.work = [stream, path = target.path, size, range](storage::JobContext& context) {
+            storage::upload_into_image(stream->get(), {path, "raw", false}, range, context);
+            storage::zero_image_from({path, "raw", false}, size); // old data past the stream's end
+        };
+        return spec;
+    }
     spec.work = [stream, target, size, range](storage::JobContext& context) {
         try {
             storage::VolumeFile file(target.path, O_RDWR); // the engine writes this file, whatever the name
@@ -324,9 +375,6 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
             ::unlink(target.path.c_str());
             throw;
         }
-    };
-    spec.finished = [&service, pool, name](bool) {
-        service.volume_file_changed(pool, name);
     };
     return spec;
 }

@@ -193,7 +193,7 @@ std::string VolumeObject::Info(const Caller& caller, const Dict& options) {
         Options opts(options, "Volume.Info options", {{"backing-chain", "b"}});
         authorizer_.require(caller, Action::Read, details());
         check_volume_file(service_, state_);
-        if (state_.format != "raw" && state_.format != "qcow2")
+        if (std::string format = service_.data_format(state_); format != "raw" && format != "qcow2")
             not_yet("Info of a volume that is neither raw nor qcow2");
         return storage::image_info_json(service_.image_of(state_), opts.flag("backing-chain", false));
     });
@@ -291,11 +291,12 @@ void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::Obje
         request.lazy_refcounts = opts.flag("lazy_refcounts", false);
         reply_when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes,
                               details(), [this, request](const Caller&) mutable {
-                                  if (state_.format != "raw" && state_.format != "qcow2")
+                                  std::string format = service_.data_format(state_);
+                                  if (format != "raw" && format != "qcow2")
                                       not_yet("CreateOverlay of a non-raw, non-qcow2 volume");
                                   request.capacity = state_.capacity;
                                   request.backing_path = state_.path;
-                                  request.backing_format = state_.format;
+                                  request.backing_format = format;
                                   service_.check_volume_request(request);
                                   if (!service_.writes_files(pool_))
                                       not_yet("CreateOverlay in a pool without a directory");
@@ -362,7 +363,7 @@ std::vector<VolumeObject::Dict> VolumeObject::Map(const Caller& caller, const Di
         Options(options, "Volume.Map options", {});
         authorizer_.require(caller, Action::Read, details());
         check_volume_file(service_, state_);
-        if (state_.format != "raw" && state_.format != "qcow2")
+        if (std::string format = service_.data_format(state_); format != "raw" && format != "qcow2")
             not_yet("Map of a volume that is neither raw nor qcow2");
         std::vector<std::map<std::string, sdbus::Variant>> out;
         for (const storage::MapExtent& extent : storage::map_image_file(service_.image_of(state_))) {

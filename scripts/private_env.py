@@ -126,10 +126,16 @@ def _socket_answers(path):
 class PrivateEnv:
     """libvirtd + dbus-daemon (+ vmstord) with all state under `state_dir`."""
 
-    def __init__(self, state_dir, source_root, account=ACCOUNT):
+    def __init__(self, state_dir, source_root, account=ACCOUNT, libvirtd_capabilities=(),
+                 vmstord_as_root=False):
+        """`libvirtd_capabilities` (names such as "sys_admin") are given to libvirtd as ambient
+        capabilities, for what a system libvirtd may do and a session one may not (partition a disk);
+        `vmstord_as_root` runs vmstord as root, as in production, instead of as the account."""
         self.state_dir = os.path.abspath(state_dir)
         self.source_root = os.path.abspath(source_root)
         self.account = account
+        self.libvirtd_capabilities = tuple(libvirtd_capabilities)
+        self.vmstord_as_root = vmstord_as_root
         self.user = None
         self.vmstord_process = None
         self.libvirt_dbus_process = None
@@ -195,15 +201,27 @@ class PrivateEnv:
         env.update(extra)
         return env
 
-    def _spawn_as_account(self, argv, env, stdout, stderr):
+    def _spawn_as_account(self, argv, env, stdout, stderr, capabilities=()):
+        if capabilities:
+            # Started as root by setpriv, which switches to the account and keeps these capabilities.
+            caps = ",".join(f"+{name}" for name in capabilities)
+            argv = ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups",
+                    f"--inh-caps={caps}", f"--ambient-caps={caps}", "--", *argv]
+            return subprocess.Popen(argv, env=env, cwd=self.state_dir, stdin=subprocess.DEVNULL,
+                                    stdout=stdout, stderr=stderr, start_new_session=False)
         return subprocess.Popen(
             argv, env=env, cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], start_new_session=False)
 
+    def _spawn_as_root(self, argv, env, stdout, stderr):
+        return subprocess.Popen(argv, env=env, cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=stderr, start_new_session=False)
+
     # libvirtd -----------------------------------------------------------------------------------
     def start_libvirtd(self):
         with open(self.path("libvirtd.log"), "ab") as log:
-            daemon = self._spawn_as_account(["libvirtd", "--daemon"], self.account_env(), log, log)
+            daemon = self._spawn_as_account(["libvirtd", "--daemon"], self.account_env(), log, log,
+                                            capabilities=self.libvirtd_capabilities)
         if daemon.wait(READY_TIMEOUT) != 0:
             raise EnvError(f"libvirtd --daemon failed; see {self.path('libvirtd.log')}")
         wait_until(lambda: _socket_answers(self.libvirt_socket), READY_TIMEOUT, "libvirtd's socket")
@@ -292,18 +310,19 @@ class PrivateEnv:
         """Runs vmstord as the account; stderr None means its log goes to vmstord.log. `wrapper` is a
         command line to run it under (valgrind); such a vmstord is stopped through its process, not by name."""
         vmstord = os.path.abspath(vmstord)
-        if not account_can_reach(self.user, vmstord):
+        if not self.vmstord_as_root and not account_can_reach(self.user, vmstord):
             # A build tree the account cannot enter (under /root, say): run a copy from the state directory.
             os.makedirs(self.path("bin"), exist_ok=True)
             vmstord = shutil.copy2(vmstord, self.path("bin", "vmstord"))
             os.chmod(vmstord, 0o755)
         argv = [*wrapper, vmstord, "--connect", self.uri, "--verbose", *extra_args]
         env = self.account_env(DBUS_SYSTEM_BUS_ADDRESS=self.bus_address, **(extra_env or {}))
+        spawn = self._spawn_as_root if self.vmstord_as_root else self._spawn_as_account
         if stderr is None:
             with open(self.path("vmstord.log"), "ab") as log:
-                self.vmstord_process = self._spawn_as_account(argv, env, log, log)
+                self.vmstord_process = spawn(argv, env, log, log)
         else:
-            self.vmstord_process = self._spawn_as_account(argv, env, stderr, stderr)
+            self.vmstord_process = spawn(argv, env, stderr, stderr)
         with open(self.path("vmstord.pid"), "w") as f:
             f.write(f"{self.vmstord_process.pid}\n")
         if wait:

@@ -92,6 +92,8 @@ void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
             }
             if (!zero)
                 target_.write(pos + i, std::span(buffer_).subspan(i, j - i));
+            else if (options_.into_existing)
+                target_.write_zeroes(pos + i, j - i);
             i = j;
         }
         pos += n;
@@ -303,12 +305,16 @@ void Converter::run() {
             } else {
                 copy_plain(offset, s.length);
             }
+        } else if (options_.into_existing) {
+            target_.write_zeroes(offset, s.length);
         }
         offset += s.length;
         report(offset);
     }
     if (pipeline_)
         pipeline_->drain();
+    if (options_.into_existing && target_.virtual_size() > size_)
+        target_.write_zeroes(size_, target_.virtual_size() - size_); // a partition ends on its alignment
     target_.flush();
 }
 
@@ -344,7 +350,10 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
     create.size = source.virtual_size();
     if (options.compress && create.format != ImageFormat::Qcow2)
         throw Error(ErrorCode::NotSupported, "Compression not supported for this file format");
-    create_image(target_path, create);
+    if (options.into_existing && create.format != ImageFormat::Raw)
+        throw Error(ErrorCode::NotSupported, "only a raw image can be written into an existing device");
+    if (!options.into_existing)
+        create_image(target_path, create);
     OpenOptions open;
     open.format = create.format;
     open.writable = true;
@@ -353,6 +362,10 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
     open.sync = options.sync;
     open.write_behind = options.sync; // no point starting writeback for a target that is never synced
     auto target = Image::open(target_path, open);
+    if (options.into_existing && target->virtual_size() < create.size)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("'{}' holds {} bytes, less than the {} of the source", target_path,
+                                target->virtual_size(), create.size));
     Converter(source, *target, options).run();
 }
 

@@ -43,10 +43,14 @@ struct ConvertOptions {
     ProgressCallback progress;
     const std::atomic<bool>* cancel = nullptr; // set to stop with ErrorCode::Cancelled
     bool sync = true; // false: no fdatasync at the end (qemu-img convert's default cache=unsafe)
+    /// Write into the existing raw image at the target path (a block device at least as large as the
+    /// source) instead of creating one: what it held before is old data, so every range not written
+    /// with data, up to its end, is zeroed instead of left alone.
+    bool into_existing = false;
 };
 
 /// @brief Copies the guest data of `source` (and its backing chain) into a new image. Ranges the source
-/// reports as zero or unallocated are never read and stay holes.
+/// reports as zero or unallocated are never read and stay holes (or are zeroed: `into_existing`).
 void convert_image(Image& source, const std::string& target_path, const ConvertOptions& options);
 
 struct CompareResult {

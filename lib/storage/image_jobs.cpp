@@ -134,7 +134,9 @@ void create_image_file(const std::string& path, const CreateVolumeRequest& reque
 void convert_image_file(const VolumeImage& source_volume, const ImageTarget& target, JobContext& context,
                         const std::optional<std::string>& snapshot) {
     try {
-        VolumeFile out(target.path, O_RDWR);
+        std::optional<VolumeFile> out;
+        if (!target.into_device)
+            out.emplace(target.path, O_RDWR);
         auto source = open_image(source_volume, false, snapshot);
         std::uint64_t size = source->virtual_size();
         context.set_total(size);
@@ -148,12 +150,21 @@ void convert_image_file(const VolumeImage& source_volume, const ImageTarget& tar
         options.progress = [&](double percent) {
             context.set_done(static_cast<std::uint64_t>(percent / 100.0 * static_cast<double>(size)));
         };
-        qcow2::convert_image(*source, out.engine_path(), options);
+        options.into_existing = target.into_device;
+        qcow2::convert_image(*source, out ? out->engine_path() : target.path, options);
         context.set_done(size);
     } catch (...) {
-        ::unlink(target.path.c_str()); // no half-written volume is left behind
+        if (!target.into_device)
+            ::unlink(target.path.c_str()); // no half-written volume is left behind
         throw;
     }
+}
+
+void zero_image_from(const VolumeImage& volume, std::uint64_t offset) {
+    auto image = open_image(volume, true);
+    if (offset < image->virtual_size())
+        image->write_zeroes(offset, image->virtual_size() - offset);
+    image->flush();
 }
 
 void wipe_image_file(const VolumeImage& volume, JobContext& context) {

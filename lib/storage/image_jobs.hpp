@@ -20,6 +20,9 @@ struct ImageTarget {
     std::optional<std::uint64_t> cluster_size; ///< qcow2 only
     bool compress = false;                     ///< qcow2 only: write compressed clusters
     std::string compression_type = "zlib";     ///< zlib or zstd
+    /// The device of a volume libvirt made (a pool without a directory), raw: written through its path;
+    /// every byte not copied is zeroed, and a failure leaves its deletion to the caller (through libvirt).
+    bool into_device = false;
 };
 
 /// @brief Creates the image of a new volume at `path` with the engine, with every option of the request,
@@ -28,9 +31,12 @@ void create_image_file(const std::string& path, const CreateVolumeRequest& reque
 
 /// @brief Copies the guest data of the image `source` (with its backing chain; as it was at the
 /// internal snapshot `snapshot` when given) into a new image. Zero and unallocated ranges are never read
-/// and stay holes. A failed or cancelled copy removes the target.
+/// and stay holes (on a device: are zeroed). A failed or cancelled copy removes a target file.
 void convert_image_file(const VolumeImage& source, const ImageTarget& target, JobContext& context,
                         const std::optional<std::string>& snapshot = std::nullopt);
+
+/// @brief Zeroes the image from `offset` to its end (the rest of a new device after what was written).
+void zero_image_from(const VolumeImage& volume, std::uint64_t offset);
 
 /// @brief Makes every guest byte read as zero and overwrites the old data where it lay on the host.
 void wipe_image_file(const VolumeImage& volume, JobContext& context);

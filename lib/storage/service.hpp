@@ -84,6 +84,10 @@ class StorageService {
     /// @brief How the engine reaches the volume's image: by a checked descriptor in a pool directory,
     /// else (a device of a pool without a directory) by its path.
     VolumeImage image_of(const VolumeState& volume) const;
+    /// @brief What the engine reads a volume as: its format for image files (raw, qcow2, or another that
+    /// the engine refuses); for a volume of a pool without a directory (a partition, logical volume or
+    /// LUN, whose libvirt format is a partition type such as 'none'), raw unless libvirt says qcow2.
+    std::string data_format(const VolumeState& volume) const;
     /// @brief Creates a volume through libvirt (pools vmstord does not write itself).
     const VolumeState& create_volume(const CreateVolumeRequest& request);
     void delete_volume(const std::string& pool, const std::string& name);
@@ -91,12 +95,19 @@ class StorageService {
     /// @brief Creates the empty file of a new volume that a job will fill (O_EXCL, so two jobs cannot
     /// claim one name), after the checks CreateVolume makes. Only pools with a target directory.
     std::string new_volume_file(const std::string& pool, const std::string& name);
+    /// @brief Has libvirt make the device of a new volume of at least `capacity` bytes that a job will
+    /// fill with raw data (pools without a directory: disk, logical, iscsi...); returns its path. A job
+    /// that fails deletes it again with delete_volume.
+    std::string new_block_volume(const std::string& pool, const std::string& name, std::uint64_t capacity);
     /// @brief (pool, volume) of the volume at `path`; throws NotFound.
     std::pair<std::string, std::string> lookup_volume_by_path(const std::string& path);
     /// @brief libvirt's handle of a volume (it keeps its connection alive; usable from any thread).
     virt::VolumeHandle lookup_volume(const std::string& pool, const std::string& name) const;
 
   private:
+    /// @brief The pool of a volume about to be created, after the checks every new volume needs (name,
+    /// pool running, name free).
+    const PoolState& pool_for_new_volume(const std::string& pool, const std::string& name) const;
     void connect();
     void schedule_reconnect();
     void on_connection_closed(unsigned generation);

@@ -17,6 +17,17 @@ namespace {
 constexpr std::uint64_t max_raw_capacity = (1ULL << 63) - 1;
 constexpr std::uint64_t max_qcow2_capacity = 1ULL << 51;
 
+/// @brief Pools whose volumes are block devices of this host (vmstord writes them through their path).
+bool holds_local_devices(const std::string& type) {
+    return type == "disk" || type == "logical" || type == "iscsi" || type == "scsi" || type == "mpath" ||
+           type == "zfs";
+}
+
+vmstor::Error new_volume_refusal(ErrorCode code, const std::string& pool, const std::string& name,
+                                 const std::string& why) {
+    return vmstor::Error(code, fmt::format("cannot create volume '{}' in pool '{}': {}", name, pool, why));
+}
+
 } // namespace
 
 bool StorageService::writes_files(const std::string& pool_name) const {
@@ -25,7 +36,13 @@ bool StorageService::writes_files(const std::string& pool_name) const {
 }
 
 VolumeImage StorageService::image_of(const VolumeState& volume) const {
-    return {volume.path, volume.format, writes_files(volume.pool)};
+    return {volume.path, data_format(volume), writes_files(volume.pool)};
+}
+
+std::string StorageService::data_format(const VolumeState& volume) const {
+    if (writes_files(volume.pool) || volume.format == "qcow2")
+        return volume.format;
+    return "raw";
 }
 
 void StorageService::check_volume_request(const CreateVolumeRequest& request) const {
@@ -101,10 +118,17 @@ const VolumeState& StorageService::create_volume(const CreateVolumeRequest& requ
                         "netfs), where vmstord writes the image itself",
                         request.name, request.pool));
 
+    const std::string& type = pool(request.pool).type;
+    if (type == "disk" && request.format != "raw")
+        throw vmstor::Error(ErrorCode::NotSupported,
+                            fmt::format("cannot create volume '{}' in pool '{}': a disk pool's volumes are "
+                                        "partitions, which hold raw data; give format raw",
+                                        request.name, request.pool));
     virt::VolumeDefinition definition;
     definition.name = request.name;
     definition.capacity = request.capacity;
-    definition.format = request.format;
+    // A partition's format is its partition type: libvirt's default ('none') rather than "raw".
+    definition.format = type == "disk" ? "" : request.format;
     // libvirt would ask qemu-img for compat 0.10 when none is named; the API's default is 1.1.
     definition.compat = request.format == "qcow2" && request.compat.empty() ? "1.1" : request.compat;
     definition.lazy_refcounts = request.lazy_refcounts;
@@ -163,29 +187,63 @@ void StorageService::resize_volume(const std::string& pool_name, const std::stri
     sync_volume(pool_name, name);
 }
 
-std::string StorageService::new_volume_file(const std::string& pool_name, const std::string& name) {
+const PoolState& StorageService::pool_for_new_volume(const std::string& pool_name,
+                                                     const std::string& name) const {
     validate_name("volume", name);
     const PoolState& state = pool(pool_name);
-    auto refuse = [&](ErrorCode code, const std::string& why) {
-        return vmstor::Error(code,
-                             fmt::format("cannot create volume '{}' in pool '{}': {}", name, pool_name, why));
-    };
     if (!state.active)
-        throw refuse(ErrorCode::InvalidArgument, "the pool is not running; start it first");
-    if (state.type != "dir" && state.type != "fs" && state.type != "netfs")
-        throw refuse(
-            ErrorCode::NotSupported,
-            fmt::format("vmstord writes images itself only into pools with a directory (dir, fs, netfs), "
+        throw new_volume_refusal(ErrorCode::InvalidArgument, pool_name, name,
+                                 "the pool is not running; start it first");
+    if (volumes(pool_name).contains(name))
+        throw new_volume_refusal(ErrorCode::AlreadyExists, pool_name, name, "it exists");
+    return state;
+}
+
+std::string StorageService::new_volume_file(const std::string& pool_name, const std::string& name) {
+    const PoolState& state = pool_for_new_volume(pool_name, name);
+    if (!writes_files(pool_name))
+        throw new_volume_refusal(
+            ErrorCode::NotSupported, pool_name, name,
+            fmt::format("vmstord writes image files only into pools with a directory (dir, fs, netfs), "
                         "not into '{}' pools",
                         state.type));
-    if (volumes(pool_name).contains(name))
-        throw refuse(ErrorCode::AlreadyExists, "it exists");
     // Created beneath the pool directory, never through a symlink: see VolumeFile.
     try {
         return VolumeFile::create(state.target_path, name).path();
     } catch (const vmstor::Error& e) {
-        throw refuse(e.code(), e.what());
+        throw new_volume_refusal(e.code(), pool_name, name, e.what());
     }
+}
+
+std::string StorageService::new_block_volume(const std::string& pool_name, const std::string& name,
+                                             std::uint64_t capacity) {
+    const PoolState& state = pool_for_new_volume(pool_name, name);
+    auto refuse = [&](ErrorCode code, const std::string& why) {
+        return new_volume_refusal(code, pool_name, name, why);
+    };
+    if (writes_files(pool_name))
+        throw refuse(ErrorCode::Failed, "the pool has a directory: vmstord creates the file itself");
+    if (!holds_local_devices(state.type))
+        throw refuse(ErrorCode::NotSupported,
+                     fmt::format("the volumes of '{}' pools are neither files nor devices of this host, "
+                                 "which vmstord could write",
+                                 state.type));
+    if (capacity == 0)
+        throw refuse(ErrorCode::InvalidArgument, "the capacity is 0 bytes");
+    if (state.available && capacity > state.available)
+        throw refuse(ErrorCode::NoSpace,
+                     fmt::format("it needs {} bytes and the pool has {} free", capacity, state.available));
+    // No format: libvirt's own for the pool (a partition type for disk pools, none for logical ones).
+    virt::VolumeDefinition definition;
+    definition.name = name;
+    definition.capacity = capacity;
+    definition.allocation = capacity;
+    std::string xml = virt::volume_xml(definition);
+    virt::VolumeHandle volume(virStorageVolCreateXML(lookup_pool(pool_name).get(), xml.c_str(), 0));
+    if (!volume)
+        throw virt::last_error(fmt::format("cannot create volume '{}' in pool '{}'", name, pool_name));
+    sync_volume(pool_name, name);
+    return this->volume(pool_name, name).path;
 }
 
 std::pair<std::string, std::string> StorageService::lookup_volume_by_path(const std::string& path) {

@@ -156,12 +156,16 @@ class IntegrationTest(unittest.TestCase):
     """Starts libvirtd, the bus and vmstord for the test class; stops them afterwards."""
 
     maxDiff = None
+    libvirtd_capabilities = ()  # see PrivateEnv
+    vmstord_as_root = False
 
     @classmethod
     def setUpClass(cls):
         if not VMSTORD or not os.access(VMSTORD, os.X_OK):
             raise AssertionError(f"vmstord is not built (VMSTORD={VMSTORD!r}); these tests need it")
-        cls.env = PrivateEnv(tempfile.mkdtemp(prefix="vmstor-it."), SOURCE_ROOT)
+        cls.env = PrivateEnv(tempfile.mkdtemp(prefix="vmstor-it."), SOURCE_ROOT,
+                             libvirtd_capabilities=cls.libvirtd_capabilities,
+                             vmstord_as_root=cls.vmstord_as_root)
         _running_envs.append(cls.env)
         try:
             cls.env.start(VMSTORD)

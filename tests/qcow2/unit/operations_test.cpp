@@ -119,6 +119,33 @@ TEST_CASE("convert stops when cancelled") {
     }
 }
 
+TEST_CASE("convert into an existing raw target zeroes every range it does not copy") {
+    Scratch s;
+    const std::string source = s.path("src.qcow2");
+    REQUIRE(run(qemu_img() + " create -q -f qcow2 " + source + " 8M").status == 0);
+    // Data, an explicit zero range and an unallocated range: only the data may survive in the target.
+    REQUIRE(
+        run(qemu_io() + " -f qcow2 -c 'write -P 7 1M 1M' -c 'write -z 4M 1M' -c 'write -P 3 6M 4k' " + source)
+            .status == 0);
+    // The old content of a reused partition: every byte 0xaa, and 2 MiB longer than the source.
+    const std::string target = s.path("device.raw");
+    REQUIRE(run(qemu_img() + " create -q -f raw " + target + " 10M").status == 0);
+    REQUIRE(run(qemu_io() + " -f raw -c 'write -P 0xaa 0 10M' " + target).status == 0);
+    q::ConvertOptions options;
+    options.target.format = q::ImageFormat::Raw;
+    options.into_existing = true;
+    q::convert_image(*q::Image::open(source), target, options);
+    CHECK(run(qemu_img() + " compare -f qcow2 -F raw " + source + " " + target).status == 0);
+    CHECK(run(qemu_io() + " -f raw -c 'read -P 0 8M 2M' " + target).output.find("failed") ==
+          std::string::npos);
+
+    const std::string small = s.path("small.raw");
+    REQUIRE(run(qemu_img() + " create -q -f raw " + small + " 4M").status == 0);
+    CHECK_THROWS(q::convert_image(*q::Image::open(source), small, options));
+    options.target.format = q::ImageFormat::Qcow2;
+    CHECK_THROWS(q::convert_image(*q::Image::open(source), target, options));
+}
+
 TEST_CASE("resize grows the L1 table and shrinks only when asked") {
     Scratch s;
     const std::string path = s.path("img.qcow2");
