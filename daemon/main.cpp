@@ -8,6 +8,7 @@
 #include "virt/event_loop.hpp"
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <malloc.h>
@@ -72,6 +73,9 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", VMSTOR_VERSION);
     CLI11_PARSE(app, argc, argv);
 
+    // As libvirt asks of its users: a peer gone (libvirtd stopped, a download's reader closed) is then an
+    // EPIPE error to handle, not a signal that kills the daemon.
+    std::signal(SIGPIPE, SIG_IGN);
     set_up_logging(verbose);
     // Few arenas: the daemon's threads allocate little, and every arena keeps its own freed pages.
     mallopt(M_ARENA_MAX, 2);

@@ -316,6 +316,20 @@ class JobTests(JobsTest):
             self.assertEqual(f.read(), data)
         os.unlink(copy)
 
+    def test_download_into_a_pipe_closed_by_its_reader_fails_the_job_not_the_daemon(self):
+        target = self.pool(self.pool_name).CreateVolume("closed-pipe.raw", dbus.UInt64(16 * MiB),
+                                                        sv(format="raw"))
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # nobody will read: the first write gets EPIPE (and SIGPIPE, if not ignored)
+        try:
+            with self.assertRaises(dbus.exceptions.DBusException) as failed:
+                self.volume_obj(target).Download(dbus.types.UnixFd(write_end), sv(wait=True))
+        finally:
+            os.close(write_end)
+        self.assertIn("download stream", failed.exception.get_dbus_message())
+        # The daemon lives on and answers.
+        self.assertEqual(self.properties(target, VOLUME)["Name"], "closed-pipe.raw")
+
     def test_import_from_a_file_and_from_a_pipe(self):
         source = os.path.join(self.scratch, "import.raw")
         write_pattern_file(source, 32 * MiB, [(MiB, os.urandom(3 * MiB)), (20 * MiB, b"abc\n" * 65536)])
