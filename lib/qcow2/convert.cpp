@@ -5,6 +5,7 @@
 #include "format.hpp"
 #include "operations.hpp"
 #include "qcow2_image.hpp"
+#include "read_ahead.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -58,47 +59,57 @@ class Converter {
         if (options_.progress && size_ > 0)
             options_.progress(100.0 * static_cast<double>(done) / static_cast<double>(size_));
     }
-    void copy_plain(std::uint64_t offset, std::uint64_t length);
+    void run_plain();
+    void write_data(std::uint64_t offset, std::span<const std::byte> data);
     void copy_compressed(std::uint64_t offset, std::uint64_t length);
 
     Image& source_;
     Image& target_;
     const ConvertOptions& options_;
     std::uint64_t size_;
-    std::vector<std::byte> buffer_;
     std::unique_ptr<CompressPipeline> pipeline_;
 };
 
-void Converter::copy_plain(std::uint64_t offset, std::uint64_t length) {
+void Converter::write_data(std::uint64_t pos, std::span<const std::byte> data) {
     // Write only the non-zero parts, at the target's granularity (4 KiB for raw, like qemu-img -S).
     std::uint64_t grain = target_.format() == ImageFormat::Raw ? 4096 : target_.cluster_size();
     if (target_.format() == ImageFormat::Qcow2 && static_cast<Qcow2Image&>(target_).header().extended_l2())
         grain /= subclusters_per_cluster; // subclusters are allocated on their own
-    for (std::uint64_t pos = offset; pos < offset + length;) {
-        check_cancel();
-        const std::uint64_t n = std::min(chunk_size, offset + length - pos);
-        buffer_.resize(n);
-        source_.read(pos, buffer_);
-        std::uint64_t i = 0;
-        while (i < n) {
-            const std::uint64_t boundary = std::min(n, ((pos + i) / grain + 1) * grain - pos);
-            const bool zero = is_zero(std::span(buffer_).subspan(i, boundary - i));
-            std::uint64_t j = boundary;
-            while (j < n) {
-                const std::uint64_t next = std::min(n, j + grain);
-                if (is_zero(std::span(buffer_).subspan(j, next - j)) != zero)
-                    break;
-                j = next;
-            }
-            if (!zero)
-                target_.write(pos + i, std::span(buffer_).subspan(i, j - i));
-            else if (options_.into_existing)
-                target_.write_zeroes(pos + i, j - i);
-            i = j;
+    const std::uint64_t n = data.size();
+    std::uint64_t i = 0;
+    while (i < n) {
+        const std::uint64_t boundary = std::min(n, ((pos + i) / grain + 1) * grain - pos);
+        const bool zero = is_zero(data.subspan(i, boundary - i));
+        std::uint64_t j = boundary;
+        while (j < n) {
+            const std::uint64_t next = std::min(n, j + grain);
+            if (is_zero(data.subspan(j, next - j)) != zero)
+                break;
+            j = next;
         }
-        pos += n;
-        report(pos);
+        if (!zero)
+            target_.write(pos + i, data.subspan(i, j - i));
+        else if (options_.into_existing)
+            target_.write_zeroes(pos + i, j - i);
+        i = j;
     }
+}
+
+void Converter::run_plain() {
+    // A reader thread keeps a few chunks ahead (8 MiB at most), so that reading the source and writing
+    // the target overlap.
+    ReadAhead ahead(source_, chunk_size, 4, options_.cancel);
+    ReadAhead::Piece piece;
+    while (ahead.next(piece)) {
+        check_cancel();
+        if (!piece.zero)
+            write_data(piece.offset, piece.data);
+        else if (options_.into_existing)
+            target_.write_zeroes(piece.offset, piece.length);
+        report(piece.offset + piece.length);
+        ahead.recycle(std::move(piece.data));
+    }
+    check_cancel(); // a cancelled reader ends early: that is no finished copy
 }
 
 // Reads and compresses clusters on worker threads while the calling thread writes the finished ones in
@@ -284,35 +295,32 @@ void Converter::copy_compressed(std::uint64_t offset, std::uint64_t length) {
 }
 
 void Converter::run() {
-    const bool compress = options_.compress;
-    const std::uint64_t cluster = target_.cluster_size();
-    std::uint64_t offset = 0;
-    std::uint64_t compress_from = 0; // compressed copying works on whole clusters: never twice the same
-    while (offset < size_) {
-        check_cancel();
-        std::unique_lock<std::mutex> source_lock; // workers read the source meanwhile
-        if (pipeline_)
-            source_lock = std::unique_lock(pipeline_->source_mutex());
-        ChainStatus s =
-            chain_block_status(source_, offset, std::min<std::uint64_t>(size_ - offset, 1ull << 30));
-        source_lock = {};
-        if (!s.zero) {
-            if (compress) {
+    if (!options_.compress) {
+        run_plain();
+    } else {
+        const std::uint64_t cluster = target_.cluster_size();
+        std::uint64_t offset = 0;
+        std::uint64_t compress_from = 0; // compressed copying works on whole clusters: never twice the same
+        while (offset < size_) {
+            check_cancel();
+            std::unique_lock<std::mutex> source_lock; // workers read the source meanwhile
+            if (pipeline_)
+                source_lock = std::unique_lock(pipeline_->source_mutex());
+            ChainStatus s =
+                chain_block_status(source_, offset, std::min<std::uint64_t>(size_ - offset, 1ull << 30));
+            source_lock = {};
+            if (!s.zero) {
                 const std::uint64_t from = std::max(offset, compress_from);
                 if (from < offset + s.length)
                     copy_compressed(from, offset + s.length - from);
                 compress_from = (offset + s.length + cluster - 1) / cluster * cluster;
-            } else {
-                copy_plain(offset, s.length);
             }
-        } else if (options_.into_existing) {
-            target_.write_zeroes(offset, s.length);
+            offset += s.length;
+            report(offset);
         }
-        offset += s.length;
-        report(offset);
+        if (pipeline_)
+            pipeline_->drain();
     }
-    if (pipeline_)
-        pipeline_->drain();
     if (options_.into_existing && target_.virtual_size() > size_)
         target_.write_zeroes(size_, target_.virtual_size() - size_); // a partition ends on its alignment
     target_.flush();

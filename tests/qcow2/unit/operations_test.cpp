@@ -1,6 +1,7 @@
 // create, convert, resize, compare and measure, each checked against qemu-img.
 #include "common/error.hpp"
 #include "helpers.hpp"
+#include "qcow2/format.hpp"
 #include "qcow2/image.hpp"
 #include "qcow2/operations.hpp"
 
@@ -116,6 +117,27 @@ TEST_CASE("convert stops when cancelled") {
         FAIL("not cancelled");
     } catch (const vmstor::Error& e) {
         CHECK(e.code() == vmstor::ErrorCode::Cancelled);
+    }
+}
+
+TEST_CASE("a source that fails to read half-way fails the convert with its error") {
+    Scratch s;
+    const std::string source = s.path("src.qcow2");
+    REQUIRE(run(qemu_img() + " create -q -f qcow2 " + source + " 16M").status == 0);
+    REQUIRE(run(qemu_io() + " -f qcow2 -c 'write -P 5 0 16M' " + source).status == 0);
+    // Cluster 200 (12.5 MiB in, several chunks past the start) becomes a compressed cluster whose
+    // descriptor points at the L2 table itself: reading it fails after the reader thread has run ahead.
+    const std::uint64_t l2 =
+        read_be64(source, read_be64(source, q::format::field::l1_table_offset)) & q::format::l1e_offset_mask;
+    patch_be64(source, l2 + 8 * 200, q::format::oflag_compressed | l2);
+    q::ConvertOptions options;
+    options.target.format = q::ImageFormat::Raw;
+    try {
+        q::convert_image(*q::Image::open(source), s.path("out.raw"), options);
+        FAIL("the convert read a broken compressed cluster without an error");
+    } catch (const vmstor::Error& e) {
+        INFO(e.what());
+        CHECK(e.code() == vmstor::ErrorCode::Corrupt);
     }
 }
 
