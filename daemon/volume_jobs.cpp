@@ -172,6 +172,21 @@ void require_raw_device_target(const storage::ImageTarget& target, const std::st
                         name, pool, target.format));
 }
 
+/// @brief Makes the (empty) new volume `name` that a job will fill from `target`: a file in a pool with a
+/// directory, or a raw device of at least `capacity` bytes that libvirt makes in one without. Returns
+/// whether it is such a device.
+bool make_new_volume(storage::StorageService& service, const std::string& pool, const std::string& name,
+                     std::uint64_t capacity, storage::ImageTarget& target) {
+    target.into_device = !service.writes_files(pool);
+    if (!target.into_device) {
+        target.path = service.new_volume_file(pool, name);
+        return false;
+    }
+    require_raw_device_target(target, pool, name);
+    target.path = service.new_block_volume(pool, name, capacity);
+    return true;
+}
+
 /// @brief What happens once a job that filled a new volume ends: a file is re-read (a failed job already
 /// removed it); a device that libvirt made is deleted through libvirt when the job failed.
 std::function<void(bool)> new_volume_finished(storage::StorageService& service, const std::string& pool,
@@ -235,15 +250,9 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
     require_engine_format(service, source, "copy");
     check_volume_file(service, source);
     // Checked before the target exists, so that a bad option leaves nothing behind.
-    const bool into_device = !service.writes_files(target_pool);
-    storage::ImageTarget target = read_target(options, into_device ? "raw" : service.data_format(source), "");
-    if (into_device) {
-        require_raw_device_target(target, target_pool, name);
-        target.path = service.new_block_volume(target_pool, name, source.capacity);
-        target.into_device = true;
-    } else {
-        target.path = service.new_volume_file(target_pool, name);
-    }
+    storage::ImageTarget target =
+        read_target(options, service.writes_files(target_pool) ? service.data_format(source) : "raw", "");
+    const bool into_device = make_new_volume(service, target_pool, name, source.capacity, target);
     JobSpec spec;
     spec.operation = std::move(operation);
     spec.objects = {sdbus::ObjectPath(volume_path(source.pool, source.name)),
@@ -336,17 +345,11 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
                             name, pool));
         size = static_cast<std::uint64_t>(st.st_size);
     }
-    const bool into_device = !service.writes_files(pool);
-    storage::ImageTarget target = read_target(options, into_device ? "raw" : "qcow2", "");
+    storage::ImageTarget target = read_target(options, service.writes_files(pool) ? "qcow2" : "raw", "");
     if (target.compress)
         throw vmstor::Error(ErrorCode::NotSupported,
                             "Pool.ImportVolume does not compress; import, then Convert");
-    if (into_device) {
-        require_raw_device_target(target, pool, name);
-        target.path = service.new_block_volume(pool, name, size);
-    } else {
-        target.path = service.new_volume_file(pool, name);
-    }
+    const bool into_device = make_new_volume(service, pool, name, size, target);
     JobSpec spec;
     spec.operation = "pool-import-volume";
     spec.objects = {sdbus::ObjectPath(pool_path(pool))};

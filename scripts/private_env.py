@@ -207,8 +207,7 @@ class PrivateEnv:
             caps = ",".join(f"+{name}" for name in capabilities)
             argv = ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups",
                     f"--inh-caps={caps}", f"--ambient-caps={caps}", "--", *argv]
-            return subprocess.Popen(argv, env=env, cwd=self.state_dir, stdin=subprocess.DEVNULL,
-                                    stdout=stdout, stderr=stderr, start_new_session=False)
+            return self._spawn_as_root(argv, env, stdout, stderr)
         return subprocess.Popen(
             argv, env=env, cwd=self.state_dir, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], start_new_session=False)

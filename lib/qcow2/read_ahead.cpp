@@ -51,7 +51,7 @@ void ReadAhead::read_all() {
             for (std::uint64_t pos = offset; pos < offset + s.length;) {
                 const std::uint64_t n = std::min(chunk_, offset + s.length - pos);
                 std::vector<std::byte> data = take_buffer(n);
-                if (data.empty() && n > 0)
+                if (data.empty())
                     return; // stopping
                 source_.read(pos, data);
                 push({pos, n, false, std::move(data)});
