@@ -50,7 +50,7 @@ void ReadAhead::read_all() {
         } else {
             for (std::uint64_t pos = offset; pos < offset + s.length;) {
                 const std::uint64_t n = std::min(chunk_, offset + s.length - pos);
-                std::vector<std::byte> data = take_buffer(n);
+                AlignedBuffer data = take_buffer(n);
                 if (data.empty())
                     return; // stopping
                 source_.read(pos, data);
@@ -62,12 +62,12 @@ void ReadAhead::read_all() {
     }
 }
 
-std::vector<std::byte> ReadAhead::take_buffer(std::size_t size) {
+AlignedBuffer ReadAhead::take_buffer(std::size_t size) {
     std::unique_lock lock(mutex_);
     space_.wait(lock, [&] { return stopped() || queue_.size() < depth_; });
     if (stopped())
         return {};
-    std::vector<std::byte> buffer;
+    AlignedBuffer buffer;
     if (!spare_.empty()) {
         buffer = std::move(spare_.back());
         spare_.pop_back();
@@ -102,7 +102,7 @@ bool ReadAhead::next(Piece& piece) {
     return true;
 }
 
-void ReadAhead::recycle(std::vector<std::byte>&& buffer) {
+void ReadAhead::recycle(AlignedBuffer&& buffer) {
     if (buffer.capacity() == 0)
         return;
     std::lock_guard lock(mutex_);

@@ -1,6 +1,7 @@
 // Reading an image's guest data ahead of the one who writes it elsewhere (convert).
 #pragma once
 
+#include "aligned_buffer.hpp"
 #include "image.hpp"
 
 #include <atomic>
@@ -25,8 +26,8 @@ class ReadAhead {
     struct Piece {
         std::uint64_t offset = 0;
         std::uint64_t length = 0;
-        bool zero = false;           ///< reads as zeroes; `data` is empty
-        std::vector<std::byte> data; ///< `length` bytes of guest data unless `zero`
+        bool zero = false;  ///< reads as zeroes; `data` is empty
+        AlignedBuffer data; ///< `length` bytes of guest data unless `zero`
     };
 
     ReadAhead(Image& source, std::uint64_t chunk, std::size_t depth, const std::atomic<bool>* cancel);
@@ -37,12 +38,12 @@ class ReadAhead {
     /// @brief The next piece in guest order; false after the last one. Rethrows the reader's error.
     bool next(Piece& piece);
     /// @brief Hands a piece's buffer back for the reader to fill again.
-    void recycle(std::vector<std::byte>&& buffer);
+    void recycle(AlignedBuffer&& buffer);
 
   private:
     void read_all();
     void push(Piece&& piece);
-    std::vector<std::byte> take_buffer(std::size_t size);
+    AlignedBuffer take_buffer(std::size_t size);
     bool stopped() const;
 
     Image& source_;
@@ -54,7 +55,7 @@ class ReadAhead {
     std::condition_variable ready_; // a piece was queued, or the reader ended
     std::condition_variable space_; // a piece was taken, or the consumer is gone
     std::deque<Piece> queue_;
-    std::vector<std::vector<std::byte>> spare_;
+    std::vector<AlignedBuffer> spare_;
     bool finished_ = false;
     bool stopping_ = false;
     std::exception_ptr error_;
