@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """vmstor-img against qemu-img on the same files, in one run: time, speed ratio and peak memory.
 
-usage: qcow2_bench.py [--vmstor-img PATH] [--size GiB] [--quick] [--dir DIR] [--keep]
+usage: qcow2_bench.py [--vmstor-img PATH] [--size GiB] [--quick] [--dir DIR] [--keep] [--runs N]
+                      [--warm-gib GiB]
+
+Every timed command starts from the same state (see settle()); converts, check, info and map run
+--runs times with the tools' order turning round, and the table shows each tool's median run.
 
 Operations (the issue's speed goals in brackets):
   convert raw->qcow2 and qcow2->raw of an image half filled with random, text-like and zero data,
@@ -69,6 +73,48 @@ def measure(args, stdout=subprocess.DEVNULL):
 def drop_file(path):
     if os.path.exists(path):
         os.unlink(path)
+
+
+WARM_BYTES = 0  # set from --warm-gib
+
+
+def settle():
+    """Puts the machine in the same state before every timed command: dirty data written out, and (with
+    --warm-gib) that much memory touched and freed again. On a VM whose freed memory goes back to the host
+    (free page reporting), whichever tool runs first after a large free gets memory the host has already
+    backed, and a later one pays for the host to fault it in again: measured here, 0.5 s against 2.3 s for
+    the same convert depending only on the order. Warming makes every run find backed memory."""
+    subprocess.run(["sync"])
+    if WARM_BYTES:
+        warm = "/dev/shm/vmstor-bench-warm"
+        with open(warm, "wb") as f:
+            block = bytes(MiB)
+            for _ in range(WARM_BYTES // MiB):
+                f.write(block)
+        os.unlink(warm)
+
+
+def median_result(results):
+    """The run of median time (its memory and CPU with it); a failed run makes the whole result failed."""
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        return failed[0]
+    return sorted(results, key=lambda r: r.seconds)[len(results) // 2]
+
+
+def alternating(commands, runs, before=None):
+    """Runs each of `commands` (name -> argv) `runs` times, the order turning round on every pass so that
+    none always goes first; `before(name)` runs ahead of each. Returns name -> the median run."""
+    names = list(commands)
+    results = {name: [] for name in names}
+    for run in range(runs):
+        shift = run % len(names)
+        for name in names[shift:] + names[:shift]:
+            if before:
+                before(name)
+            settle()
+            results[name].append(measure(commands[name]))
+    return {name: median_result(r) for name, r in results.items()}
 
 
 # --- input files ------------------------------------------------------------------------------
@@ -179,27 +225,31 @@ class Table:
 
 
 # --- the benchmarks ---------------------------------------------------------------------------
+RUNS = 3  # set from --runs
+
+
 def bench_convert(table, tools, work, size):
     raw = os.path.join(work, "mixed.raw")
     make_mixed_raw(raw, size)
     out = {name: os.path.join(work, f"out-{name}") for name in ("qemu", "vmstor", "cp")}
     label = f"{size // GiB} GiB" if size >= GiB else f"{size // MiB} MiB"
 
-    def one(tool, args, target):
-        drop_file(target)
-        subprocess.run(["sync"])
-        result = measure([tool, *args, target])
-        return result
+    def drop_outputs(_name):
+        for path in out.values():
+            drop_file(path)  # no tool's output stays in the page cache while another one runs
 
-    cp = one("cp", ["--sparse=always", raw], out["cp"])
-    qemu = one(tools["qemu"], ["convert", "-f", "raw", "-O", "qcow2", raw], out["qemu"])
-    vmstor = one(tools["vmstor"], ["convert", "-f", "raw", "-O", "qcow2", raw], out["vmstor"])
-    table.add(f"convert raw->qcow2, {label} half full", qemu, vmstor, cp, Goal(1.0, 0.8))
+    def both(args):
+        return alternating({"cp": ["cp", "--sparse=always", raw, out["cp"]],
+                            "qemu": [tools["qemu"], "convert", *args, out["qemu"]],
+                            "vmstor": [tools["vmstor"], "convert", *args, out["vmstor"]]}, RUNS, drop_outputs)
+
+    r = both(["-f", "raw", "-O", "qcow2", raw])
+    table.add(f"convert raw->qcow2, {label} half full", r["qemu"], r["vmstor"], r["cp"], Goal(1.0, 0.8))
     source = os.path.join(work, "mixed.qcow2")
-    os.replace(out["qemu"], source)  # the same qcow2 file is the input of both tools
-    qemu = one(tools["qemu"], ["convert", "-f", "qcow2", "-O", "raw", source], out["qemu"])
-    vmstor = one(tools["vmstor"], ["convert", "-f", "qcow2", "-O", "raw", source], out["vmstor"])
-    table.add(f"convert qcow2->raw, {label} half full", qemu, vmstor, cp, Goal(1.0, 0.8))
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, source], check=True)
+    r = both(["-f", "qcow2", "-O", "raw", source])  # the same qcow2 file is the input of both tools
+    table.add(f"convert qcow2->raw, {label} half full", r["qemu"], r["vmstor"], r["cp"], Goal(1.0, 0.8))
+    drop_file(source)
     for path in out.values():
         drop_file(path)
     return raw
@@ -212,6 +262,7 @@ def bench_compress(table, tools, work, raw, quick):
 
     def qemu_run(ctype, args):
         drop_file(target)
+        settle()
         result = measure([tools["qemu"], "convert", "-c", *args, "-f", "raw", "-O", "qcow2",
                           "-o", f"compression_type={ctype}", raw, target])
         return result, (os.path.getsize(target) if result.error is None else None)
@@ -233,6 +284,7 @@ def bench_compress(table, tools, work, raw, quick):
         if best is None:
             best = Result(None, None, "every -m failed")
         drop_file(target)
+        settle()
         vmstor = measure([tools["vmstor"], "convert", "-c", "-f", "raw", "-O", "qcow2",
                           "-o", f"compression_type={ctype}", raw, target])
         vmstor_size = os.path.getsize(target) if vmstor.error is None else None
@@ -248,8 +300,8 @@ def bench_check(table, tools, work, size):
     image = os.path.join(work, "prealloc.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", image, str(size)],
                    check=True)
-    qemu = measure([tools["qemu"], "check", image])
-    vmstor = measure([tools["vmstor"], "check", image])
+    r = alternating({"qemu": [tools["qemu"], "check", image], "vmstor": [tools["vmstor"], "check", image]}, RUNS)
+    qemu, vmstor = r["qemu"], r["vmstor"]
     table.add(f"check, {size // GiB} GiB preallocation=metadata", qemu, vmstor, None, Goal(2.0))
     drop_file(image)
 
@@ -258,8 +310,9 @@ def bench_info_map(table, tools, work, size):
     image = os.path.join(work, "half-allocated.qcow2")
     make_half_allocated(image, size)
     for command in (["info", "--output=json"], ["map", "--output=json"]):
-        qemu = measure([tools["qemu"], *command, image])
-        vmstor = measure([tools["vmstor"], *command, image])
+        r = alternating({"qemu": [tools["qemu"], *command, image], "vmstor": [tools["vmstor"], *command, image]},
+                        RUNS)
+        qemu, vmstor = r["qemu"], r["vmstor"]
         table.add(f"{command[0]}, {size // GiB} GiB 50 % allocated", qemu, vmstor, None, Goal(1.0))
     drop_file(image)
 
@@ -273,7 +326,14 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small images and fewer -m tries (about a minute)")
     parser.add_argument("--dir", help="scratch directory (default: a new one under /var/tmp, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of each command but compression's, in turning order; the median is shown "
+                             "(default 3)")
+    parser.add_argument("--warm-gib", type=float, default=4,
+                        help="GiB of memory touched and freed before every timed command (default 4; 0: none)")
     args = parser.parse_args()
+    global RUNS, WARM_BYTES
+    RUNS, WARM_BYTES = max(1, args.runs), int(args.warm_gib * GiB)
 
     size_gib = args.size if args.size is not None else (0.25 if args.quick else 4)
     convert_size = int(size_gib * GiB) // MiB * MiB

@@ -1,4 +1,5 @@
 // compare (as qemu-img compare) and measure (as qemu-img measure).
+#include "aligned_buffer.hpp"
 #include "chain_status.hpp"
 #include "common/error.hpp"
 #include "format.hpp"
@@ -14,7 +15,7 @@ constexpr std::uint64_t compare_chunk = 2ull << 20;
 
 // The first 512-byte sector in [offset, offset+length) that is not zero, if any.
 std::optional<std::uint64_t> first_nonzero_sector(Image& image, std::uint64_t offset, std::uint64_t length) {
-    std::vector<std::byte> buf;
+    AlignedBuffer buf;
     for (std::uint64_t pos = offset; pos < offset + length;) {
         ChainStatus s = chain_block_status(image, pos, offset + length - pos);
         if (!s.zero) {
@@ -38,7 +39,7 @@ std::optional<std::uint64_t> first_nonzero_sector(Image& image, std::uint64_t of
 CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progress, bool strict) {
     const std::uint64_t common = std::min(a.virtual_size(), b.virtual_size());
     const std::uint64_t total = std::max(a.virtual_size(), b.virtual_size());
-    std::vector<std::byte> buf_a, buf_b;
+    AlignedBuffer buf_a, buf_b;
     for (std::uint64_t pos = 0; pos < common;) {
         ChainStatus sa = chain_block_status(a, pos, common - pos);
         ChainStatus sb = chain_block_status(b, pos, sa.length);

@@ -1,5 +1,6 @@
 // convert: copy guest data into a new image, skipping zero and unallocated ranges without reading
 // them; -c compresses clusters on every core while one thread reads and writes them in order.
+#include "aligned_buffer.hpp"
 #include "chain_status.hpp"
 #include "common/error.hpp"
 #include "format.hpp"
@@ -169,7 +170,7 @@ class CompressPipeline {
   private:
     struct Slot {
         std::uint64_t gc = 0;
-        std::vector<std::byte> input;
+        AlignedBuffer input;
         std::vector<std::byte> output; // empty: not smaller compressed, written as it is
         bool zero = false;
         bool done = false;

@@ -1,5 +1,6 @@
 #include "file.hpp"
 
+#include "aligned_buffer.hpp"
 #include "common/error.hpp"
 
 #include <algorithm>
@@ -176,7 +177,7 @@ void File::punch_hole(std::uint64_t offset, std::uint64_t length) {
                     static_cast<off_t>(length)) == 0)
         return;
     // A file system without hole punching: write zeroes instead.
-    static const std::byte zeroes[65536] = {};
+    alignas(4096) static const std::byte zeroes[65536] = {};
     for (std::uint64_t done = 0; done < length;) {
         std::uint64_t chunk = std::min<std::uint64_t>(sizeof zeroes, length - done);
         write(offset + done, std::span(zeroes, chunk));
@@ -195,7 +196,7 @@ void File::allocate(std::uint64_t offset, std::uint64_t length) {
 }
 
 void File::write_zeroes(std::uint64_t offset, std::uint64_t length) {
-    const std::vector<std::byte> zeroes(std::min<std::uint64_t>(length, 1u << 20));
+    const AlignedBuffer zeroes(std::min<std::uint64_t>(length, 1u << 20));
     for (std::uint64_t done = 0; done < length;) {
         const std::uint64_t chunk = std::min<std::uint64_t>(zeroes.size(), length - done);
         write(offset + done, std::span(zeroes).first(chunk));
@@ -220,7 +221,7 @@ std::uint64_t File::copy_from(int source, std::uint64_t source_offset, std::uint
         throw system_error(err, fmt::format("cannot write to '{}'", path_));
     std::uint64_t done = 0;
     bool in_kernel = true;
-    std::vector<std::byte> buffer;
+    AlignedBuffer buffer;
     while (done < length) {
         auto in = static_cast<loff_t>(source_offset + done);
         auto out = static_cast<loff_t>(offset + done);

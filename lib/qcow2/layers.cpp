@@ -1,4 +1,5 @@
 // commit and rebase: moving data between the layers of a backing chain (qemu-img commit / rebase).
+#include "aligned_buffer.hpp"
 #include "common/error.hpp"
 #include "operations.hpp"
 #include "qcow2_image.hpp"
@@ -106,7 +107,7 @@ void commit_image(Image& overlay, const CommitOptions& options) {
     if (base->virtual_size() < size)
         base->resize(size, false);
 
-    std::vector<std::byte> buffer;
+    AlignedBuffer buffer;
     for (std::uint64_t offset = 0; offset < size;) {
         check_cancel(options.cancel, "commit");
         const BlockStatus st = top.block_status(offset, std::min(chunk_size, size - offset));
@@ -137,7 +138,7 @@ namespace {
 /// @brief Writes into `image` every cluster of [offset, offset+length) whose old content (read through
 /// the image, which does not allocate the range) differs from the new backing's.
 void preserve_range(Image& image, Image* new_backing, std::uint64_t offset, std::uint64_t length,
-                    std::vector<std::byte>& old_data, std::vector<std::byte>& new_data) {
+                    AlignedBuffer& old_data, AlignedBuffer& new_data) {
     old_data.resize(length);
     new_data.assign(length, std::byte{0});
     image.read(offset, old_data);
@@ -196,7 +197,7 @@ void rebase_image(Image& image, const RebaseOptions& options) {
             throw Error(ErrorCode::InvalidArgument,
                         fmt::format("'{}': the old backing file must be open for a safe rebase", top.path()));
         const std::uint64_t size = top.virtual_size();
-        std::vector<std::byte> old_data, new_data;
+        AlignedBuffer old_data, new_data;
         for (std::uint64_t offset = 0; offset < size;) {
             check_cancel(options.cancel, "rebase");
             const BlockStatus st = top.block_status(offset, std::min(chunk_size, size - offset));

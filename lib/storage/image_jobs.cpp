@@ -1,6 +1,7 @@
 #include "image_jobs.hpp"
 
 #include "imagejson/info_json.hpp"
+#include "qcow2/aligned_buffer.hpp"
 #include "qcow2/chain_status.hpp"
 #include "qcow2/file.hpp"
 #include "qcow2/image.hpp"
@@ -172,7 +173,7 @@ void wipe_image_file(const VolumeImage& volume, JobContext& context) {
     auto image = open_image(volume, true);
     std::uint64_t size = image->virtual_size();
     context.set_total(size);
-    std::vector<std::byte> zeroes(chunk_size);
+    qcow2::AlignedBuffer zeroes(chunk_size);
     std::uint64_t offset = 0;
     while (offset < size) {
         context.stop_if_cancelled("wipe of " + path);
@@ -241,7 +242,7 @@ std::uint64_t copy_file_into_raw(int fd, std::uint64_t position, std::uint64_t c
 /// bytes or the stream's end; returns the new `done`.
 std::uint64_t stream_into_image(int fd, qcow2::Image& image, const StreamRange& range, std::uint64_t done,
                                 std::uint64_t limit, JobContext& context) {
-    std::vector<std::byte> buffer(chunk_size);
+    qcow2::AlignedBuffer buffer(chunk_size);
     while (done < limit) {
         context.stop_if_cancelled("upload into " + image.path());
         std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, limit - done));
@@ -309,7 +310,7 @@ void download_from_image(int fd, const VolumeImage& volume, const StreamRange& r
     context.set_total(end - range.offset);
     bool seekable = ::lseek(fd, 0, SEEK_CUR) >= 0;
     bool zero_in_place = !range.sparse && seekable && regular_file_at_offset(fd);
-    std::vector<std::byte> buffer(chunk_size);
+    qcow2::AlignedBuffer buffer(chunk_size);
     std::uint64_t at = range.offset;
     while (at < end) {
         context.stop_if_cancelled("download of " + path);
