@@ -2,7 +2,7 @@
 """vmstor-img against qemu-img on the same files, in one run: time, speed ratio and peak memory.
 
 usage: qcow2_bench.py [--vmstor-img PATH] [--size GiB] [--quick] [--dir DIR] [--keep] [--runs N]
-                      [--warm-gib GiB]
+                      [--warm-gib GiB] [--rest SECONDS]
 
 Every timed command starts from the same state (see settle()); converts, check, info and map run
 --runs times with the tools' order turning round, and the table shows each tool's median run.
@@ -76,6 +76,7 @@ def drop_file(path):
 
 
 WARM_BYTES = 0  # set from --warm-gib
+REST_SECONDS = 0.0  # set from --rest
 
 
 def settle():
@@ -85,6 +86,7 @@ def settle():
     backed, and a later one pays for the host to fault it in again: measured here, 0.5 s against 2.3 s for
     the same convert depending only on the order. Warming makes every run find backed memory."""
     subprocess.run(["sync"])
+    time.sleep(REST_SECONDS)  # with --warm-gib 0: time for freed memory to go back to the host
     if WARM_BYTES:
         warm = "/dev/shm/vmstor-bench-warm"
         with open(warm, "wb") as f:
@@ -332,8 +334,10 @@ def main():
     parser.add_argument("--warm-gib", type=float, default=4,
                         help="GiB of memory touched and freed before every timed command (default 4; 0: none)")
     args = parser.parse_args()
-    global RUNS, WARM_BYTES
-    RUNS, WARM_BYTES = max(1, args.runs), int(args.warm_gib * GiB)
+    parser.add_argument("--rest", type=float, default=0,
+                        help="seconds of rest after the sync before every timed command (default 0)")
+    global RUNS, WARM_BYTES, REST_SECONDS
+    RUNS, WARM_BYTES, REST_SECONDS = max(1, args.runs), int(args.warm_gib * GiB), max(0.0, args.rest)
 
     size_gib = args.size if args.size is not None else (0.25 if args.quick else 4)
     convert_size = int(size_gib * GiB) // MiB * MiB

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """vmstord's data-moving jobs against qemu-img, cp and virsh on the same files, in one run.
 
-usage: jobs_bench.py --vmstord PATH [--size GiB] [--quick] [--dir DIR] [--keep]
+usage: jobs_bench.py --vmstord PATH [--size GiB] [--quick] [--dir DIR] [--keep] [--warm-gib GiB]
 
 Starts the private environment (scripts/private_env.py: a private libvirtd, bus and vmstord), makes a
 raw image half filled with random, text-like and zero data (the rest holes) and times:
@@ -10,7 +10,8 @@ raw image half filled with random, text-like and zero data (the rest holes) and 
   Volume.Upload / Volume.Download of the whole image    vs  virsh vol-upload / vol-download (same libvirtd)
   a property Get on vmstord while a compressed convert runs, against the same Get when idle
 A Markdown table of times and ratios (reference time / vmstord time: above 1 means vmstord is faster)
-goes to stdout, progress to stderr.
+goes to stdout, progress to stderr. Every timed run starts with qcow2_bench's settle(): a sync, then
+--warm-gib of memory touched and freed (see bench/README.md for why this VM needs it).
 """
 
 import argparse
@@ -31,7 +32,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 import dbus  # noqa: E402
 
 from private_env import PrivateEnv  # noqa: E402
-from qcow2_bench import GiB, MiB, make_mixed_raw, measure  # noqa: E402
+import qcow2_bench  # noqa: E402
+from qcow2_bench import GiB, MiB, make_mixed_raw, measure, settle  # noqa: E402
 
 BUS_NAME = "org.vmstor.Storage1"
 ROOT = "/org/vmstor/Storage1"
@@ -80,7 +82,7 @@ class Bench:
             self.volume(name).Delete(sv())
 
     def timed(self, call):
-        subprocess.run(["sync"])  # an earlier unsynced run's dirty pages must not be written back on our clock
+        settle()  # sync (no earlier run's writeback on our clock) and the same memory state for every run
         started = time.monotonic()
         call()
         return time.monotonic() - started
@@ -108,7 +110,7 @@ class Bench:
                                                                         timeout=CALL_TIMEOUT))
 
     def reference(self, argv):
-        subprocess.run(["sync"])
+        settle()
         result = measure(argv)
         if result.error:
             raise RuntimeError(f"{' '.join(argv)}: {result.error}")
@@ -239,7 +241,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a small image and qemu-img -m 1, 2 only")
     parser.add_argument("--dir", help="state directory (default: a new one under /var/tmp, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
+    parser.add_argument("--warm-gib", type=float, default=4,
+                        help="GiB of memory touched and freed before every timed run (default 4; 0: none)")
     args = parser.parse_args()
+    qcow2_bench.WARM_BYTES = int(args.warm_gib * GiB)
     if not args.vmstord or not os.access(args.vmstord, os.X_OK):
         parser.error("give the vmstord executable with --vmstord (or $VMSTORD)")
     size = int((args.size or (0.25 if args.quick else 4)) * GiB) // MiB * MiB
