@@ -17,7 +17,7 @@ template <typename T> struct PageAlignedAllocator {
     template <typename U> PageAlignedAllocator(const PageAlignedAllocator<U>&) noexcept {}
 
     T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
-    void deallocate(T* p, std::size_t n) noexcept { ::operator delete(p, n * sizeof(T), alignment); }
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, alignment); }
 
     template <typename U> bool operator==(const PageAlignedAllocator<U>&) const noexcept { return true; }
 };
