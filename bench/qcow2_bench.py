@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""vmstor-img against qemu-img on the same files, in one run: time, speed ratio and peak memory.
+"""vmstor-img against qemu-img on the same files: time, speed ratio and peak memory.
 
 usage: qcow2_bench.py [--vmstor-img PATH] [--size GiB] [--quick] [--dir DIR] [--keep] [--runs N]
                       [--warm-gib GiB] [--rest SECONDS]
@@ -106,14 +106,14 @@ def median_result(results):
 
 def alternating(commands, runs, before=None):
     """Runs each of `commands` (name -> argv) `runs` times, the order turning round on every pass so that
-    none always goes first; `before(name)` runs ahead of each. Returns name -> the median run."""
+    none always goes first; `before()` runs ahead of each. Returns name -> the median run."""
     names = list(commands)
     results = {name: [] for name in names}
     for run in range(runs):
         shift = run % len(names)
         for name in names[shift:] + names[:shift]:
             if before:
-                before(name)
+                before()
             settle()
             results[name].append(measure(commands[name]))
     return {name: median_result(r) for name, r in results.items()}
@@ -236,7 +236,7 @@ def bench_convert(table, tools, work, size):
     out = {name: os.path.join(work, f"out-{name}") for name in ("qemu", "vmstor", "cp")}
     label = f"{size // GiB} GiB" if size >= GiB else f"{size // MiB} MiB"
 
-    def drop_outputs(_name):
+    def drop_outputs():
         for path in out.values():
             drop_file(path)  # no tool's output stays in the page cache while another one runs
 
@@ -252,8 +252,7 @@ def bench_convert(table, tools, work, size):
     r = both(["-f", "qcow2", "-O", "raw", source])  # the same qcow2 file is the input of both tools
     table.add(f"convert qcow2->raw, {label} half full", r["qemu"], r["vmstor"], r["cp"], Goal(1.0, 0.8))
     drop_file(source)
-    for path in out.values():
-        drop_file(path)
+    drop_outputs()
     return raw
 
 
@@ -333,9 +332,9 @@ def main():
                              "(default 3)")
     parser.add_argument("--warm-gib", type=float, default=4,
                         help="GiB of memory touched and freed before every timed command (default 4; 0: none)")
-    args = parser.parse_args()
     parser.add_argument("--rest", type=float, default=0,
                         help="seconds of rest after the sync before every timed command (default 0)")
+    args = parser.parse_args()
     global RUNS, WARM_BYTES, REST_SECONDS
     RUNS, WARM_BYTES, REST_SECONDS = max(1, args.runs), int(args.warm_gib * GiB), max(0.0, args.rest)
 
