@@ -64,8 +64,8 @@ std::size_t deflate_raw(std::span<const std::byte> in, std::span<std::byte> out)
         Stream(const Stream&) = delete;
         Stream& operator=(const Stream&) = delete;
     };
-    if (deflate_cannot_shrink(in, out.size() + 1))
-        return 0; // random-looking data: proven not to fit, deflate would only find that out slowly
+    if (deflate_cannot_shrink(in, deflate_proof_limit(out.size() + 1)))
+        return 0; // random-looking data: deflate would save under a sector, and find that out slowly
     thread_local Stream stream;
     if (!stream.ready || deflateReset(&stream.strm) != Z_OK)
         return 0;

@@ -17,4 +17,14 @@ namespace vmstor::qcow2 {
 /// byte 32767; every place is tried, at a 256-byte grain that only lowers the bound.
 bool deflate_cannot_shrink(std::span<const std::byte> in, std::size_t limit);
 
+/// @brief The limit compress_cluster proves against when the compressed form must be under `fits_under`
+/// bytes: a sector less (an eighth for clusters under 4 KiB). Deflating a cluster to save less than that
+/// is not worth its time, and only such a limit can be proven for random data: the entropy of its
+/// literals falls a few hundred bits short of 8 per byte, so a proof against the cluster size itself
+/// never succeeds.
+constexpr std::size_t deflate_proof_limit(std::size_t fits_under) {
+    const std::size_t slack = fits_under / 8 < 512 ? fits_under / 8 : 512;
+    return fits_under - slack;
+}
+
 } // namespace vmstor::qcow2

@@ -137,3 +137,17 @@ TEST_CASE("deflate bound: compressible and unsupported inputs are left to deflat
     std::mt19937_64 rng(3);
     CHECK_FALSE(proven_incompressible(random_bytes(rng, 131072), 131072 - 512)); // over 64 KiB: not handled
 }
+
+TEST_CASE("deflate bound: the limit compress_cluster proves against is one random clusters meet",
+          "[compression]") {
+    std::mt19937_64 rng(17);
+    for (std::size_t cluster : {512u, 4096u, 65536u}) {
+        const std::size_t limit = q::deflate_proof_limit(cluster);
+        INFO(fmt::format("cluster {}, limit {}", cluster, limit));
+        CHECK(limit < cluster);
+        CHECK(cluster - limit <= 512); // what a skipped cluster could at most have saved
+        const auto data = random_bytes(rng, cluster);
+        CHECK(proven_incompressible(data, limit));
+        CHECK(qemu_deflate_size(data, limit) == limit);
+    }
+}
