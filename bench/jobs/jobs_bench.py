@@ -5,7 +5,7 @@ usage: jobs_bench.py --vmstord PATH [--size GiB] [--quick] [--dir DIR] [--keep] 
 
 Starts the private environment (scripts/private_env.py: a private libvirtd, bus and vmstord), makes a
 raw image half filled with random, text-like and zero data (the rest holes) and times:
-  Volume.Convert raw->qcow2 and qcow2->raw (wait=true)   vs  qemu-img convert, cp --sparse=always
+  Volume.Convert raw->qcow2 and qcow2->raw (wait=true)   vs  qemu-img convert, cp --sparse=always (and cp + sync)
   Volume.Convert compressed (zstd, zlib)                vs  qemu-img convert -c at its best -m (1,2,4,8)
   Volume.Upload / Volume.Download of the whole image    vs  virsh vol-upload / vol-download (same libvirtd)
   a property Get on vmstord while a compressed convert runs, against the same Get when idle
@@ -131,12 +131,18 @@ class Bench:
         self.row("convert raw->qcow2", mine, "cp --sparse=always (no sync)",
                  self.reference(["cp", "--sparse=always", self.source, raw_ref]))
         os.unlink(raw_ref)
+        # A job ends with its output on disk: the copy that is as durable is cp followed by an fsync.
+        cp_synced = self.reference(["sh", "-c", 'cp --sparse=always "$0" "$1" && sync "$1"', self.source, raw_ref])
+        os.unlink(raw_ref)
+        self.row("convert raw->qcow2", mine, "cp --sparse=always, then sync FILE (synced)", cp_synced)
         mine = self.convert("mixed.qcow2", "back.raw", format="raw")
         to_raw = ["qemu-img", "convert", "-f", "qcow2", "-O", "raw", qcow2_ref, raw_ref]
         self.row("convert qcow2->raw", mine, "qemu-img convert (no sync)", self.reference(to_raw))
         os.unlink(raw_ref)
         self.row("convert qcow2->raw", mine, "qemu-img convert -t writeback (synced)",
                  self.reference(to_raw[:2] + ["-t", "writeback"] + to_raw[2:]))
+        self.row("convert qcow2->raw", mine, "cp --sparse=always of the raw bytes, then sync FILE (synced)",
+                 cp_synced)
         self.delete_volume("back.raw")
         os.unlink(raw_ref)
         os.unlink(qcow2_ref)
