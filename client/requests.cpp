@@ -110,6 +110,8 @@ PropertyMap copy_options(const CopyRequest& request) {
     }
     if (request.cluster_size)
         options["cluster_size"] = *request.cluster_size;
+    if (request.no_sync)
+        options["sync"] = false;
     return options;
 }
 

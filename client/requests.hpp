@@ -67,6 +67,7 @@ struct CopyRequest {
     bool compress = false;
     std::string compression_type;
     std::optional<std::uint64_t> cluster_size;
+    bool no_sync = false; ///< --no-sync: end without flushing the new volume to disk
 };
 
 /// @brief The `options` of Pool.CloneVolume, Volume.Convert and Snapshot.CloneTo. Throws InvalidArgument

@@ -283,6 +283,8 @@ void add_copy_options(CLI::App& command, CopyArguments& args) {
         ->check(CLI::IsMember({"zlib", "zstd"}));
     command.add_option("--cluster-size", args.cluster_size, "The new qcow2 volume's cluster size, e.g. 64K")
         ->check(size_validator());
+    command.add_flag("--no-sync", args.request.no_sync,
+                     "Finish without flushing the new volume to disk (faster; a power cut may lose it)");
 }
 
 PropertyMap parsed_copy_options(CopyArguments& args) {

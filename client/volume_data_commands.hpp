@@ -11,7 +11,7 @@ namespace vmstor::client {
 
 void add_volume_data_commands(CLI::App& app, CommandContext& context);
 
-/// @brief The --format/--compress/--compression-type/--cluster-size options of a copy, as typed.
+/// @brief The --format/--compress/--compression-type/--cluster-size/--no-sync options of a copy, as typed.
 struct CopyArguments {
     CopyRequest request;
     std::string cluster_size;

@@ -96,6 +96,7 @@ storage::ImageTarget read_target(const Options& options, const std::string& defa
     target.compress = options.flag("compress", false);
     target.compression_type = options.text("compression_type").value_or("zlib");
     target.cluster_size = options.u64("cluster_size");
+    target.sync = options.flag("sync", true);
     bool qcow2 = target.format == "qcow2";
     if (!qcow2 && (target.compress || options.has("compression_type") || target.cluster_size))
         throw vmstor::Error(ErrorCode::InvalidArgument,
@@ -236,8 +237,11 @@ void check_backing_path(const storage::StorageService& service, const std::strin
 }
 
 std::vector<OptionSpec> copy_option_keys() {
-    return JobOptions::keys_with(
-        {{"format", "s"}, {"compress", "b"}, {"compression_type", "s"}, {"cluster_size", "t"}});
+    return JobOptions::keys_with({{"format", "s"},
+                                  {"compress", "b"},
+                                  {"compression_type", "s"},
+                                  {"cluster_size", "t"},
+                                  {"sync", "b"}});
 }
 
 std::vector<OptionSpec> stream_option_keys() {

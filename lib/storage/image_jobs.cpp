@@ -147,6 +147,7 @@ void convert_image_file(const VolumeImage& source_volume, const ImageTarget& tar
             options.target.cluster_size = *target.cluster_size;
         options.target.compression_type = compression_type(target.compression_type);
         options.compress = target.compress;
+        options.sync = target.sync;
         options.cancel = context.cancel_flag();
         options.progress = [&](double percent) {
             context.set_done(static_cast<std::uint64_t>(percent / 100.0 * static_cast<double>(size)));

@@ -20,6 +20,9 @@ struct ImageTarget {
     std::optional<std::uint64_t> cluster_size; ///< qcow2 only
     bool compress = false;                     ///< qcow2 only: write compressed clusters
     std::string compression_type = "zlib";     ///< zlib or zstd
+    /// false: the job ends without fdatasync, the data may still be only in the page cache (as with
+    /// qemu-img convert's default -t unsafe); a power cut can then lose it.
+    bool sync = true;
     /// The device of a volume libvirt made (a pool without a directory), raw: written through its path;
     /// every byte not copied is zeroed, and a failure leaves its deletion to the caller (through libvirt).
     bool into_device = false;

@@ -383,6 +383,39 @@ class JobTests(JobsTest):
                 self.assertEqual(info["format-specific"]["data"]["compression-type"], kind)
                 self.assert_same_content(self.pool_file("conv-src.raw"), self.pool_file(name), "raw", "qcow2")
 
+    def fdatasyncs_of(self, path, call):
+        """How often vmstord flushed `path` (fdatasync or fsync) while `call` ran, counted with strace."""
+        log_file = os.path.join(self.scratch, "strace.log")
+        tracer = subprocess.Popen(["strace", "-f", "-y", "-e", "trace=fdatasync,fsync", "-o", log_file,
+                                   "-p", str(self.env.vmstord_pid)], stderr=subprocess.PIPE, text=True)
+        try:
+            attached = tracer.stderr.readline()
+            self.assertIn("attached", attached, "strace could not attach to vmstord")
+            call()
+        finally:
+            tracer.terminate()
+            tracer.wait(timeout=30)
+            tracer.stderr.close()
+        with open(log_file) as f:
+            traced = f.read()
+        return sum(1 for line in traced.splitlines() if f"<{os.path.realpath(path)}>" in line)
+
+    def test_convert_with_sync_false_skips_the_final_flush_and_is_still_whole(self):
+        source = self.sparse_volume("sync-src.raw", 64 * MiB)
+        here = dbus.ObjectPath(pool_path(self.pool_name))
+        for fmt in ("raw", "qcow2"):
+            flushes = {}
+            for sync in (True, False):
+                with self.subTest(format=fmt, sync=sync):
+                    name = f"sync-{'on' if sync else 'off'}.{fmt}"
+                    flushes[sync] = self.fdatasyncs_of(self.pool_file(name), lambda: self.assert_completed(
+                        self.volume_obj(source).Convert(here, name, sv(format=fmt, sync=sync, wait=True))))
+                    if fmt == "qcow2":
+                        self.assert_check_clean(self.pool_file(name))
+                    self.assert_same_content(self.pool_file("sync-src.raw"), self.pool_file(name), "raw", fmt)
+            self.assertGreater(flushes[True], 0, f"{fmt}: the default convert never flushed its target")
+            self.assertLess(flushes[False], flushes[True], f"{fmt}: sync=false flushed as often as the default")
+
     def test_clone_between_raw_and_qcow2_is_identical_and_keeps_holes(self):
         for source_name, fmt, target_format in (("hole-src.qcow2", "qcow2", "raw"),
                                                 ("hole-src.raw", "raw", "qcow2")):
@@ -444,6 +477,9 @@ class JobTests(JobsTest):
             "unknown key": lambda: pool.CloneVolume(source, "bad1", sv(colour="blue")),
             "wrong type": lambda: pool.CloneVolume(source, "bad2", sv(format=dbus.UInt32(2))),
             "wrong type of wait": lambda: pool.CloneVolume(source, "bad2b", sv(wait="yes")),
+            "wrong type of sync": lambda: pool.CloneVolume(source, "bad2c", sv(sync=dbus.UInt32(0))),
+            "sync on an upload": lambda: volume.Upload(unix_fd("/dev/zero", os.O_RDONLY),
+                                                       sv(sync=False, length=dbus.UInt64(MiB))),
             "bad format": lambda: pool.CloneVolume(source, "bad3", sv(format="vmdk")),
             "compress with raw": lambda: volume.Convert(here, "bad4", sv(format="raw", compress=True)),
             "bad compression type": lambda: volume.Convert(here, "bad5", sv(format="qcow2", compress=True,

@@ -119,6 +119,14 @@ TEST_CASE("vol-clone and vol-convert send only the copy options given") {
               R"({"format": "qcow2", "compress": true, "compression_type": "zstd", "cluster_size": 65536})"));
 }
 
+TEST_CASE("--no-sync sends sync=false, and nothing about syncing otherwise") {
+    CopyRequest request;
+    request.no_sync = true;
+    auto options = copy_options(request);
+    CHECK(options.at("sync").peekValueType() == "b");
+    CHECK(properties_to_json(options) == nlohmann::json::parse(R"({"sync": false})"));
+}
+
 TEST_CASE("a compression type without --compress is refused before anything is sent") {
     CopyRequest request;
     request.compression_type = "zlib";
