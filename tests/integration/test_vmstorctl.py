@@ -149,8 +149,9 @@ class VmstorctlTests(IntegrationTest):
         self.assertGreaterEqual(elapsed, 2.0, "vol-upload ran faster than its --rate-limit allows")
         with open(os.path.join(self.target, "rate.raw"), "rb") as f:
             self.assertEqual(f.read(), content, "the upload's data")
+        # --no-sync (sync=false) too: the daemon refuses an option it does not know, so this proves the name.
         elapsed = self.timed_ok("vol-convert", "ctl", "rate.raw", "ctl", "rate.qcow2", "--format", "qcow2",
-                                "--rate-limit", "4M")
+                                "--rate-limit", "4M", "--no-sync")
         self.assertGreaterEqual(elapsed, 2.0, "vol-convert ran faster than its --rate-limit allows")
         elapsed = self.timed_ok("vol-download", "ctl", "rate.qcow2", self.env.path("rate.out"),
                                 "--rate-limit", "4194304")
@@ -170,6 +171,8 @@ class VmstorctlTests(IntegrationTest):
         for command in ("vol-clone", "vol-convert", "vol-wipe", "vol-upload", "vol-download", "vol-import",
                         "vol-commit", "vol-rebase", "snapshot-clone"):
             self.assertIn("--rate-limit", self.ok(command, "--help"), command)
+        for command in ("vol-clone", "vol-convert", "snapshot-clone"):
+            self.assertIn("--no-sync", self.ok(command, "--help"), command)
         for name in ("rate.raw", "rate.qcow2"):
             self.ok("vol-delete", "ctl", name)
 
