@@ -383,7 +383,7 @@ class JobTests(JobsTest):
                 self.assertEqual(info["format-specific"]["data"]["compression-type"], kind)
                 self.assert_same_content(self.pool_file("conv-src.raw"), self.pool_file(name), "raw", "qcow2")
 
-    def fdatasyncs_of(self, path, call):
+    def flushes_of(self, path, call):
         """How often vmstord flushed `path` (fdatasync or fsync) while `call` ran, counted with strace."""
         log_file = os.path.join(self.scratch, "strace.log")
         tracer = subprocess.Popen(["strace", "-f", "-y", "-e", "trace=fdatasync,fsync", "-o", log_file,
@@ -408,7 +408,7 @@ class JobTests(JobsTest):
             for sync in (True, False):
                 with self.subTest(format=fmt, sync=sync):
                     name = f"sync-{'on' if sync else 'off'}.{fmt}"
-                    flushes[sync] = self.fdatasyncs_of(self.pool_file(name), lambda: self.assert_completed(
+                    flushes[sync] = self.flushes_of(self.pool_file(name), lambda: self.assert_completed(
                         self.volume_obj(source).Convert(here, name, sv(format=fmt, sync=sync, wait=True))))
                     if fmt == "qcow2":
                         self.assert_check_clean(self.pool_file(name))

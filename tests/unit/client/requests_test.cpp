@@ -119,7 +119,7 @@ TEST_CASE("vol-clone and vol-convert send only the copy options given") {
               R"({"format": "qcow2", "compress": true, "compression_type": "zstd", "cluster_size": 65536})"));
 }
 
-TEST_CASE("--no-sync sends sync=false, and nothing about syncing otherwise") {
+TEST_CASE("--no-sync sends sync=false as a b") {
     CopyRequest request;
     request.no_sync = true;
     auto options = copy_options(request);
