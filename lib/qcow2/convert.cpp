@@ -370,6 +370,7 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
     open.building = true;
     open.sync = options.sync;
     open.write_behind = options.sync; // no point starting writeback for a target that is never synced
+    open.locking = options.target_locking;
     auto target = Image::open(target_path, open);
     if (options.into_existing && target->virtual_size() < create.size)
         throw Error(ErrorCode::InvalidArgument,

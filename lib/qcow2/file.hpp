@@ -41,6 +41,8 @@ class File {
 
     const std::string& path() const { return path_; }
     bool writable() const { return writable_; }
+    /// @brief The open descriptor (to lock the file with; its I/O goes through this class).
+    int descriptor() const { return fd_; }
 
     /// @brief Reads exactly out.size() bytes; throws Corrupt naming `what` if the file ends first.
     void read_exact(std::uint64_t offset, std::span<std::byte> out, const char* what) const;

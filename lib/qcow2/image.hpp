@@ -18,6 +18,13 @@ std::string_view format_name(ImageFormat format);
 /// @brief "raw" or "qcow2"; throws NotSupported for anything else.
 ImageFormat parse_format(std::string_view name);
 
+/// How an open image's file is locked with QEMU's lock bytes (image_lock.hpp), as qemu-img locks it.
+struct LockOptions {
+    bool force_share = false;   // qemu-img -U: let others hold every permission (read-only opens)
+    bool metadata_only = false; // qemu-img info reads no guest data: it holds no consistent read
+    bool resize = false;        // the image is opened to be resized: a raw image holds resize too
+};
+
 struct OpenOptions {
     /// Unset: probe (a qcow2 magic means qcow2, anything else raw).
     std::optional<ImageFormat> format;
@@ -52,6 +59,12 @@ struct OpenOptions {
     /// image in messages and is what relative backing file names resolve against. -1: open the path.
     /// Backing files are always opened by their (resolved) names.
     int fd = -1;
+    /// Set: the image's file is locked as qemu-img 7.2 locks it (a reader or a writer of its format)
+    /// before anything is written, until the image is closed, and so are its backing files (readers)
+    /// and the images the engine opens for an operation on it (commit's base, rebase's new backing).
+    /// Another process's conflicting lock throws ImageLockConflict. Unset: no locks (vmstord locks
+    /// what its jobs write itself).
+    std::optional<LockOptions> locking = std::nullopt;
 };
 
 /// @brief What one layer says about a guest range: [offset, offset+length) all alike.

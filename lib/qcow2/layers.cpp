@@ -53,6 +53,9 @@ void Qcow2Image::set_backing_file(const std::string& name, const std::optional<s
         OpenOptions o;
         o.format = format ? std::optional(parse_format(*format)) : std::nullopt;
         o.require_backing_format = options_.require_backing_format;
+        o.locking = options_.locking;
+        if (o.locking)
+            o.locking->resize = false;
         new_backing = Image::open(resolve_backing_path(file_.path(), name), o);
     }
     flush();
@@ -100,6 +103,10 @@ void commit_image(Image& overlay, const CommitOptions& options) {
     OpenOptions base_options;
     base_options.format = parse_format(*header.backing_format);
     base_options.writable = true;
+    // A conflict here is qemu-img's own message: QEMU reopens the open backing file for writing.
+    base_options.locking = top.locking();
+    if (base_options.locking)
+        base_options.locking->resize = false;
     auto base = Image::open(resolve_backing_path(top.path(), header.backing_file), base_options);
 
     const std::uint64_t size = top.virtual_size();
@@ -190,7 +197,15 @@ void rebase_image(Image& image, const RebaseOptions& options) {
     if (!options.backing_file.empty() && !options.unsafe) {
         OpenOptions o;
         o.format = parse_format(*options.backing_format);
-        new_backing = Image::open(resolve_backing_path(top.path(), options.backing_file), o);
+        o.locking = top.locking();
+        if (o.locking)
+            *o.locking = LockOptions{.force_share = options.force_share_backing};
+        try {
+            new_backing = Image::open(resolve_backing_path(top.path(), options.backing_file), o);
+        } catch (const ImageLockConflict& e) {
+            throw ImageLockConflict(
+                fmt::format("Could not open new backing file '{}': {}", options.backing_file, e.what()));
+        }
     }
     if (!options.unsafe) {
         if (!top.header().backing_file.empty() && !top.backing())

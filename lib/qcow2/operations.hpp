@@ -47,6 +47,8 @@ struct ConvertOptions {
     /// source) instead of creating one: what it held before is old data, so every range not written
     /// with data, up to its end, is zeroed instead of left alone.
     bool into_existing = false;
+    /// Lock the target as qemu-img does once it is created (OpenOptions::locking); unset: no locks.
+    std::optional<LockOptions> target_locking = std::nullopt;
 };
 
 /// @brief Copies the guest data of `source` (and its backing chain) into a new image. Ranges the source
@@ -102,6 +104,7 @@ struct RebaseOptions {
     std::string backing_file;                  // as recorded in the header; empty: no backing file
     std::optional<std::string> backing_format; // required with a backing file, as qemu-img 7.2
     bool unsafe = false;                       // -u: only the header changes
+    bool force_share_backing = false;          // -U: the new backing file is opened sharing everything
     ProgressCallback progress;
     const std::atomic<bool>* cancel = nullptr;
 };

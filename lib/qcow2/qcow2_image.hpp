@@ -6,6 +6,7 @@
 #include "file.hpp"
 #include "header.hpp"
 #include "image.hpp"
+#include "image_lock.hpp"
 #include "metadata_cache.hpp"
 #include "operations.hpp"
 #include "snapshot_table.hpp"
@@ -73,6 +74,8 @@ class Qcow2Image final : public Image {
     /// preallocation modes; resize's for the grown part); they must be unallocated.
     void preallocate(Preallocation mode, std::uint64_t first_cluster = 0);
     const Header& header() const { return header_; }
+    /// @brief How the image's file is locked (OpenOptions::locking), for the images opened beside it.
+    const std::optional<LockOptions>& locking() const { return options_.locking; }
     /// @brief Changes the backing file name and format in one header write (layers.cpp); the data must
     /// already be flushed. The new backing is opened (when open_backing) for later reads.
     void set_backing_file(const std::string& name, const std::optional<std::string>& format,
@@ -164,6 +167,7 @@ class Qcow2Image final : public Image {
     void ordered_sync();
 
     File file_;
+    std::unique_ptr<ImageLock> lock_; // declared after file_: taken before the header is read
     Header header_;
     OpenOptions options_;
     bool writable_ = false;

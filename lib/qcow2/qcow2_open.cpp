@@ -29,8 +29,9 @@ bool ranges_overlap(std::uint64_t a, std::uint64_t a_len, std::uint64_t b, std::
 } // namespace
 
 Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
-    : file_(File::image(path, options.fd, options.writable)), header_(read_header(file_, !options.for_check)),
-      options_(options), writable_(options.writable) {
+    : file_(File::image(path, options.fd, options.writable)),
+      lock_(lock_opened_image(file_.descriptor(), path, ImageFormat::Qcow2, options)),
+      header_(read_header(file_, !options.for_check)), options_(options), writable_(options.writable) {
     auto corrupt = [&](const std::string& why) {
         return Error(ErrorCode::Corrupt, fmt::format("'{}' is not a valid qcow2 image: {}", path, why));
     };
@@ -147,6 +148,9 @@ void Qcow2Image::open_backing(const OpenOptions& options) {
     backing_options.require_backing_format = options.require_backing_format;
     backing_options.l2_cache_max_bytes = options.l2_cache_max_bytes;
     backing_options.max_backing_depth = options.max_backing_depth - 1;
+    backing_options.locking = options.locking;
+    if (backing_options.locking)
+        backing_options.locking->resize = false;
     if (header_.backing_format) {
         try {
             backing_options.format = parse_format(*header_.backing_format);
@@ -159,7 +163,11 @@ void Qcow2Image::open_backing(const OpenOptions& options) {
                     fmt::format("'{}': the backing file '{}' has no recorded format; refusing to probe it",
                                 file_.path(), header_.backing_file));
     }
-    backing_ = Image::open(resolve_backing_path(file_.path(), header_.backing_file), backing_options);
+    try {
+        backing_ = Image::open(resolve_backing_path(file_.path(), header_.backing_file), backing_options);
+    } catch (const ImageLockConflict& e) {
+        throw ImageLockConflict(std::string("Could not open backing file: ") + e.what()); // QEMU's words
+    }
 }
 
 void Qcow2Image::write_header() {

@@ -9,7 +9,9 @@
 namespace vmstor::qcow2 {
 
 RawImage::RawImage(const std::string& path, const OpenOptions& options)
-    : file_(File::image(path, options.fd, options.writable)), size_(file_.size()), sync_(options.sync) {
+    : file_(File::image(path, options.fd, options.writable)),
+      lock_(lock_opened_image(file_.descriptor(), path, ImageFormat::Raw, options)), size_(file_.size()),
+      sync_(options.sync) {
     if (options.writable && options.write_behind)
         file_.write_behind(write_behind_window);
 }

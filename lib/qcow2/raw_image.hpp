@@ -3,6 +3,7 @@
 
 #include "file.hpp"
 #include "image.hpp"
+#include "image_lock.hpp"
 #include "operations.hpp"
 
 namespace vmstor::qcow2 {
@@ -31,6 +32,7 @@ class RawImage final : public Image {
   private:
     void check_range(std::uint64_t offset, std::uint64_t length) const;
     File file_;
+    std::unique_ptr<ImageLock> lock_;
     std::uint64_t size_;
     bool sync_;
 };

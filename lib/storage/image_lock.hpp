@@ -1,30 +1,13 @@
-// QEMU's image locking protocol (OFD byte-range locks of QEMU's file driver): is an image open for
-// writing by a QEMU process, and the lock vmstord holds while it writes one so that QEMU cannot.
+// QEMU's image locking for vmstord: is an image open for writing by a QEMU process, and the lock
+// vmstord holds while it writes one so that QEMU cannot. One implementation, the engine's
+// (qcow2/image_lock.hpp), serves vmstord and vmstor-img alike.
 #pragma once
 
-#include <string>
+#include "qcow2/image_lock.hpp"
 
 namespace vmstor::storage {
 
-/// @brief True when another process holds QEMU's "write" permission lock on the image: QEMU takes a
-/// shared OFD lock on byte 100 + the permission's bit number (BLK_PERM_WRITE is bit 1) for each
-/// permission it holds. False when the file cannot be opened, and for an image vmstord itself is
-/// writing under an ImageWriteLock.
-bool image_locked_for_writing(const std::string& path);
-
-/// @brief Holds, for its lifetime, the locks QEMU takes for a writer that shares no write: shared locks
-/// on bytes 100 and 101 (consistent read, write) and 201 (write not shared). Throws Busy when another
-/// process writes the image or refuses to share writing (a running VM, qemu-io, qemu-nbd).
-class ImageWriteLock {
-  public:
-    explicit ImageWriteLock(const std::string& path);
-    ~ImageWriteLock();
-    ImageWriteLock(const ImageWriteLock&) = delete;
-    ImageWriteLock& operator=(const ImageWriteLock&) = delete;
-
-  private:
-    std::string path_;
-    int fd_ = -1;
-};
+using qcow2::image_locked_for_writing;
+using qcow2::ImageWriteLock;
 
 } // namespace vmstor::storage

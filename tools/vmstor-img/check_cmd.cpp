@@ -71,7 +71,9 @@ int cmd_check(int argc, char** argv) {
     static const option long_options[] = {{"output", required_argument, nullptr, 'J'},
                                           {"repair", required_argument, nullptr, 'r'},
                                           {"format", required_argument, nullptr, 'f'},
+                                          {"force-share", no_argument, nullptr, 'U'},
                                           {nullptr, 0, nullptr, 0}};
+    qcow2::LockOptions locking;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "f:hr:qU", long_options, nullptr)) != -1;) {
         if (c == 'f') {
@@ -89,7 +91,9 @@ int cmd_check(int argc, char** argv) {
                             "Unknown option value for -r (expecting 'leaks' or 'all'): " + mode);
         } else if (c == 'q') {
             quiet = true;
-        } else if (c != 'U') {
+        } else if (c == 'U') {
+            locking.force_share = true;
+        } else {
             throw Error(ErrorCode::InvalidArgument,
                         "usage: vmstor-img check [-f fmt] [--output=json|human] [-r leaks|all] FILE");
         }
@@ -104,7 +108,17 @@ int cmd_check(int argc, char** argv) {
     options.writable = repair != qcow2::RepairMode::None;
     options.for_repair = options.writable;
     options.for_check = true; // a damaged snapshot table is reported, not refused
-    auto image = qcow2::Image::open(path, options);
+    if (options.writable && locking.force_share)
+        throw Error(ErrorCode::InvalidArgument,
+                    "Could not open '" + path + "': force-share=on can only be used with read-only images");
+    options.locking = locking;
+    std::unique_ptr<qcow2::Image> image;
+    try {
+        image = qcow2::Image::open(path, options);
+    } catch (const qcow2::ImageLockConflict& e) {
+        throw qcow2::ImageLockConflict("Could not open '" + path + "': " + e.what());
+    }
+    const auto backing_chain = lock_backing_chain(*image, locking); // qemu-img check opens it
     qcow2::CheckResult r;
     try {
         r = image->check(repair);

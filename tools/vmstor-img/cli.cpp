@@ -5,7 +5,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace vmstor::img {
 
@@ -63,8 +66,14 @@ std::vector<std::pair<std::string, std::string>> parse_option_list(const std::st
 
 std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::optional<std::string>& format,
                                          bool open_backing, bool writable,
-                                         const std::optional<std::string>& snapshot) {
+                                         const std::optional<std::string>& snapshot,
+                                         const qcow2::LockOptions& locking) {
+    if (writable && locking.force_share)
+        throw Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("Could not open '{}': force-share=on can only be used with read-only images", path));
     qcow2::OpenOptions options;
+    options.locking = locking;
     options.snapshot = snapshot;
     if (format)
         options.format = qcow2::parse_format(*format);
@@ -73,7 +82,58 @@ std::unique_ptr<qcow2::Image> open_image(const std::string& path, const std::opt
     // Probing a backing file's format is how a hostile image reads files it should not: never probe.
     options.require_backing_format = true;
     options.for_repair = writable && !open_backing;
-    return qcow2::Image::open(path, options);
+    try {
+        return qcow2::Image::open(path, options);
+    } catch (const qcow2::ImageLockConflict& e) {
+        throw qcow2::ImageLockConflict(fmt::format("Could not open '{}': {}", path, e.what()));
+    }
+}
+
+void unrecognized_option(const std::string& option) {
+    throw Error(
+        ErrorCode::InvalidArgument,
+        fmt::format("unrecognized option '{}'\nTry 'vmstor-img --help' for more information", option));
+}
+
+std::unique_ptr<qcow2::Image> lock_backing_chain(qcow2::Image& image, const qcow2::LockOptions& locking) {
+    qcow2::OpenOptions options;
+    options.locking = locking;
+    try {
+        const qcow2::ImageInfo info = image.info();
+        if (!info.full_backing_filename || !info.backing_format)
+            return nullptr;
+        options.format = qcow2::parse_format(*info.backing_format);
+        return qcow2::Image::open(*info.full_backing_filename, options);
+    } catch (const qcow2::ImageLockConflict& e) {
+        throw qcow2::ImageLockConflict(
+            fmt::format("Could not open '{}': Could not open backing file: {}", image.path(), e.what()));
+    } catch (const Error&) {
+        return nullptr;
+    }
+}
+
+ExistingFileLock::ExistingFileLock(const std::string& path, const std::string& prefix) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd_ < 0)
+        return; // nothing there yet (or nothing the command can use: it says so itself)
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || S_ISDIR(st.st_mode)) {
+        ::close(fd_);
+        fd_ = -1;
+        return;
+    }
+    try {
+        lock_ = std::make_unique<qcow2::ImageLock>(fd_, path, qcow2::create_lock_perms);
+    } catch (const qcow2::ImageLockConflict& e) {
+        ::close(fd_);
+        throw qcow2::ImageLockConflict(prefix + e.what());
+    }
+}
+
+ExistingFileLock::~ExistingFileLock() {
+    lock_.reset();
+    if (fd_ >= 0)
+        ::close(fd_);
 }
 
 std::uint64_t parse_size_argument(const std::string& text) {

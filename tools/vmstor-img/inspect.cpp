@@ -77,7 +77,11 @@ int cmd_info(int argc, char** argv) {
     static const option long_options[] = {{"output", required_argument, nullptr, 'O'},
                                           {"backing-chain", no_argument, nullptr, 'b'},
                                           {"format", required_argument, nullptr, 'f'},
+                                          {"force-share", no_argument, nullptr, 'U'},
                                           {nullptr, 0, nullptr, 0}};
+    // qemu-img info reads no guest data and opens no backing file: it locks each image as a metadata
+    // reader only.
+    qcow2::LockOptions locking{.metadata_only = true};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "f:hU", long_options, nullptr)) != -1;) {
         if (c == 'f')
@@ -86,7 +90,9 @@ int cmd_info(int argc, char** argv) {
             output = parse_output(optarg);
         else if (c == 'b')
             chain = true;
-        else if (c != 'U')
+        else if (c == 'U')
+            locking.force_share = true;
+        else
             throw Error(ErrorCode::InvalidArgument, "usage: vmstor-img info [-f fmt] [--output=json|human] "
                                                     "[--backing-chain] FILE");
     }
@@ -103,7 +109,7 @@ int cmd_info(int argc, char** argv) {
             seen.size() > qcow2::OpenOptions{}.max_backing_depth)
             throw Error(ErrorCode::Corrupt, fmt::format("Backing file '{}' creates an infinite loop.", path));
         // info never opens a backing file itself: each element of the chain is opened on its own.
-        auto image = open_image(path, format, false);
+        auto image = open_image(path, format, false, false, std::nullopt, locking);
         qcow2::ImageInfo info = image->info();
         if (output == OutputFormat::Json)
             list.push_back(info_json(info));
@@ -133,20 +139,24 @@ int cmd_map(int argc, char** argv) {
     OutputFormat output = OutputFormat::Human;
     static const option long_options[] = {{"output", required_argument, nullptr, 'O'},
                                           {"format", required_argument, nullptr, 'f'},
+                                          {"force-share", no_argument, nullptr, 'U'},
                                           {nullptr, 0, nullptr, 0}};
+    qcow2::LockOptions locking;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "f:hU", long_options, nullptr)) != -1;) {
         if (c == 'f')
             format = optarg;
         else if (c == 'O')
             output = parse_output(optarg);
-        else if (c != 'U')
+        else if (c == 'U')
+            locking.force_share = true;
+        else
             throw Error(ErrorCode::InvalidArgument,
                         "usage: vmstor-img map [-f fmt] [--output=json|human] FILE");
     }
     if (optind != argc - 1)
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
-    auto image = open_image(argv[optind], format, true);
+    auto image = open_image(argv[optind], format, true, false, std::nullopt, locking);
     // qemu-img prints the last extent with the closing bracket, so each extent is printed one late.
     std::optional<qcow2::MapExtent> pending;
     bool printed_any = false;
@@ -196,7 +206,9 @@ int cmd_measure(int argc, char** argv) {
     std::vector<std::string> options;
     static const option long_options[] = {{"output", required_argument, nullptr, 'J'},
                                           {"size", required_argument, nullptr, 's'},
+                                          {"force-share", no_argument, nullptr, 'U'},
                                           {nullptr, 0, nullptr, 0}};
+    qcow2::LockOptions locking;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "f:O:o:hU", long_options, nullptr)) != -1;) {
         switch (c) {
@@ -216,6 +228,7 @@ int cmd_measure(int argc, char** argv) {
             size = parse_size_argument(optarg);
             break;
         case 'U':
+            locking.force_share = true;
             break;
         default:
             throw Error(
@@ -233,7 +246,7 @@ int cmd_measure(int argc, char** argv) {
             qcow2::set_create_option(target, key, value);
     std::unique_ptr<qcow2::Image> source;
     if (has_file)
-        source = open_image(argv[optind], format, true);
+        source = open_image(argv[optind], format, true, false, std::nullopt, locking);
     qcow2::MeasureResult r = qcow2::measure_image(target, source.get(), size.value_or(0));
     if (output == OutputFormat::Json) {
         Json j;

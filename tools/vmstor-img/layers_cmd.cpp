@@ -23,8 +23,10 @@ qcow2::ProgressCallback progress_printer(bool enabled) {
 int cmd_commit(int argc, char** argv) {
     std::optional<std::string> format;
     bool keep = false, progress = false, quiet = false;
+    static const option long_options[] = {{"force-share", no_argument, nullptr, force_share_option},
+                                          {nullptr, 0, nullptr, 0}};
     optind = 1;
-    for (int c; (c = getopt(argc, argv, "f:dpq")) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "f:dpqU", long_options, nullptr)) != -1;) {
         if (c == 'f')
             format = optarg;
         else if (c == 'd')
@@ -33,6 +35,10 @@ int cmd_commit(int argc, char** argv) {
             progress = true;
         else if (c == 'q')
             quiet = true;
+        else if (c == 'U')
+            unrecognized_option("-U");
+        else if (c == force_share_option)
+            unrecognized_option("--force-share");
         else
             throw Error(ErrorCode::InvalidArgument, "usage: vmstor-img commit [-f fmt] [-d] [-p] FILE");
     }
@@ -52,9 +58,11 @@ int cmd_commit(int argc, char** argv) {
 
 int cmd_rebase(int argc, char** argv) {
     std::optional<std::string> format, backing_format, backing;
-    bool unsafe = false, progress = false, quiet = false;
+    bool unsafe = false, progress = false, quiet = false, force_share = false;
+    static const option long_options[] = {{"force-share", no_argument, nullptr, 'U'},
+                                          {nullptr, 0, nullptr, 0}};
     optind = 1;
-    for (int c; (c = getopt(argc, argv, "f:F:b:upqU")) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "f:F:b:upqU", long_options, nullptr)) != -1;) {
         if (c == 'f')
             format = optarg;
         else if (c == 'F')
@@ -67,7 +75,9 @@ int cmd_rebase(int argc, char** argv) {
             progress = true;
         else if (c == 'q')
             quiet = true;
-        else if (c != 'U')
+        else if (c == 'U')
+            force_share = true; // qemu-img rebase -U: for the new backing file only
+        else
             throw Error(ErrorCode::InvalidArgument,
                         "usage: vmstor-img rebase [-f fmt] [-u] [-p] -b BACKING [-F FMT] FILE");
     }
@@ -82,6 +92,7 @@ int cmd_rebase(int argc, char** argv) {
     options.backing_file = *backing;
     options.backing_format = backing_format;
     options.unsafe = unsafe;
+    options.force_share_backing = force_share;
     options.progress = progress_printer(progress && !quiet);
     qcow2::rebase_image(*image, options);
     if (progress && !quiet)

@@ -77,9 +77,15 @@ int cmd_create(int argc, char** argv) {
     std::vector<std::pair<std::string, std::string>> given;
     std::optional<std::string> backing, backing_format;
     bool quiet = false;
+    static const option long_options[] = {{"force-share", no_argument, nullptr, force_share_option},
+                                          {nullptr, 0, nullptr, 0}};
     optind = 1;
-    for (int c; (c = getopt(argc, argv, "F:b:f:ho:qu")) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "F:b:f:ho:quU", long_options, nullptr)) != -1;) {
         switch (c) {
+        case 'U':
+            unrecognized_option("-U");
+        case force_share_option:
+            unrecognized_option("--force-share");
         case 'f':
             format = optarg;
             break;
@@ -135,6 +141,7 @@ int cmd_create(int argc, char** argv) {
     if (!quiet)
         print_formatting(path, o, size_text, given);
     std::fflush(stdout);
+    const ExistingFileLock lock(path, path + ": ");
     qcow2::create_image(path, o);
     return 0;
 }
@@ -152,6 +159,7 @@ int cmd_resize(int argc, char** argv) {
     static const option long_options[] = {{"shrink", no_argument, nullptr, 's'},
                                           {"format", required_argument, nullptr, 'f'},
                                           {"preallocation", required_argument, nullptr, 'p'},
+                                          {"force-share", no_argument, nullptr, force_share_option},
                                           {nullptr, 0, nullptr, 0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "f:hqU", long_options, nullptr)) != -1;) {
@@ -163,13 +171,17 @@ int cmd_resize(int argc, char** argv) {
             shrink = true;
         else if (c == 'q')
             quiet = true;
+        else if (c == 'U')
+            unrecognized_option("-U");
+        else if (c == force_share_option)
+            unrecognized_option("--force-share");
         else
             throw Error(ErrorCode::InvalidArgument,
                         "usage: vmstor-img resize [--shrink] [--preallocation=MODE] [-f fmt] FILE [+-]SIZE");
     }
     if (optind != argc - 1)
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
-    auto image = open_image(argv[optind], format, false, true);
+    auto image = open_image(argv[optind], format, false, true, std::nullopt, {.resize = true});
     std::uint64_t new_size;
     if (size_text.starts_with("+")) {
         new_size = image->virtual_size() + parse_size_argument(size_text.substr(1));
@@ -201,9 +213,15 @@ int cmd_convert(int argc, char** argv) {
     options.sync = false;
     bool progress = false;
     std::optional<std::string> snapshot;
+    qcow2::LockOptions source_locking;
+    static const option long_options[] = {{"force-share", no_argument, nullptr, 'U'},
+                                          {nullptr, 0, nullptr, 0}};
     optind = 1;
-    for (int c; (c = getopt(argc, argv, "f:O:o:cpm:WqUnS:t:T:l:")) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "f:O:o:cpm:WqUnS:t:T:l:", long_options, nullptr)) != -1;) {
         switch (c) {
+        case 'U':
+            source_locking.force_share = true; // the source only: the target is always locked
+            break;
         case 'l':
             snapshot = snapshot_argument(optarg);
             break;
@@ -239,7 +257,6 @@ int cmd_convert(int argc, char** argv) {
             break;
         case 'W':
         case 'q':
-        case 'U':
         case 'S':
         case 'T':
             break;
@@ -256,7 +273,7 @@ int cmd_convert(int argc, char** argv) {
         qcow2::set_create_option(options.target, key, value);
     if (options.target.backing_file)
         throw Error(ErrorCode::NotSupported, "convert with a backing file for the target is not supported");
-    auto source = open_image(argv[optind], format, true, false, snapshot);
+    auto source = open_image(argv[optind], format, true, false, snapshot, source_locking);
     if (progress) {
         options.progress = [last = -1.0](double percent) mutable {
             if (percent - last >= 1.0 || percent >= 100.0) {
@@ -266,7 +283,11 @@ int cmd_convert(int argc, char** argv) {
             }
         };
     }
-    qcow2::convert_image(*source, argv[optind + 1], options);
+    const std::string target = argv[optind + 1];
+    const ExistingFileLock lock(target,
+                                fmt::format("{}: error while converting {}: ", target, target_format));
+    options.target_locking = qcow2::LockOptions{};
+    qcow2::convert_image(*source, target, options);
     if (progress)
         std::printf("    (100.00/100%%)\n");
     return 0;
@@ -275,8 +296,11 @@ int cmd_convert(int argc, char** argv) {
 int cmd_compare(int argc, char** argv) {
     std::optional<std::string> format_a, format_b;
     bool strict = false, quiet = false, progress = false;
+    qcow2::LockOptions locking;
+    static const option long_options[] = {{"force-share", no_argument, nullptr, 'U'},
+                                          {nullptr, 0, nullptr, 0}};
     optind = 1;
-    for (int c; (c = getopt(argc, argv, "f:F:spqU")) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "f:F:spqU", long_options, nullptr)) != -1;) {
         if (c == 'f')
             format_a = optarg;
         else if (c == 'F')
@@ -287,15 +311,17 @@ int cmd_compare(int argc, char** argv) {
             quiet = true;
         else if (c == 'p')
             progress = true;
-        else if (c != 'U')
+        else if (c == 'U')
+            locking.force_share = true;
+        else
             throw Error(ErrorCode::InvalidArgument, "usage: vmstor-img compare [-f fmt] [-F fmt] [-s] A B");
     }
     if (argc - optind != 2)
         throw Error(ErrorCode::InvalidArgument, "Expecting two image file names");
     if (!format_b)
         format_b = format_a;
-    auto a = open_image(argv[optind], format_a, true);
-    auto b = open_image(argv[optind + 1], format_b, true);
+    auto a = open_image(argv[optind], format_a, true, false, std::nullopt, locking);
+    auto b = open_image(argv[optind + 1], format_b, true, false, std::nullopt, locking);
     if (strict && a->virtual_size() != b->virtual_size()) {
         if (!quiet)
             std::printf("Strict mode: Image size mismatch!\n");

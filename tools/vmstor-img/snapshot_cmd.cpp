@@ -54,9 +54,15 @@ int cmd_snapshot(int argc, char** argv) {
         if (optarg)
             name = optarg;
     };
+    qcow2::LockOptions locking;
+    static const option long_options[] = {{"force-share", no_argument, nullptr, 'U'},
+                                          {nullptr, 0, nullptr, 0}};
     optind = 1;
-    for (int c; (c = getopt(argc, argv, "a:c:d:f:hlq")) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "a:c:d:f:hlqU", long_options, nullptr)) != -1;) {
         switch (c) {
+        case 'U':
+            locking.force_share = true;
+            break;
         case 'a':
             set_action(Action::Apply);
             break;
@@ -85,13 +91,14 @@ int cmd_snapshot(int argc, char** argv) {
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
     const std::string path = argv[optind];
     if (action == Action::None || action == Action::List) {
-        auto image = open_image(path, format, false);
+        auto image = open_image(path, format, false, false, std::nullopt, locking);
+        const auto backing_chain = lock_backing_chain(*image, locking); // qemu-img snapshot opens it
         const auto snapshots = qcow2::list_snapshots(*image);
         if (action == Action::List && !snapshots.empty())
             print_snapshot_table(snapshots);
         return 0;
     }
-    auto image = open_image(path, format, true, true);
+    auto image = open_image(path, format, true, true, std::nullopt, locking);
     try {
         switch (action) {
         case Action::Create:
