@@ -23,6 +23,7 @@ struct LockOptions {
     bool force_share = false;   // qemu-img -U: let others hold every permission (read-only opens)
     bool metadata_only = false; // qemu-img info reads no guest data: it holds no consistent read
     bool resize = false;        // the image is opened to be resized: a raw image holds resize too
+    bool unshare_write = false; // qemu-img convert's source: nobody may write or resize it, raw too
 };
 
 struct OpenOptions {

@@ -123,6 +123,8 @@ LockPerms image_lock_perms(ImageFormat format, bool writable, const LockOptions&
     } else if (writable && locking.resize) {
         p.held |= perm::resize;
     }
+    if (locking.unshare_write)
+        p.shared &= ~(perm::write | perm::resize);
     if (locking.force_share)
         p.shared = perm::all;
     return p;

@@ -53,9 +53,10 @@ void Qcow2Image::set_backing_file(const std::string& name, const std::optional<s
         OpenOptions o;
         o.format = format ? std::optional(parse_format(*format)) : std::nullopt;
         o.require_backing_format = options_.require_backing_format;
-        o.locking = options_.locking;
-        if (o.locking)
-            o.locking->resize = false;
+        // Read from here on only: whoever else holds it was checked when the operation opened it
+        // (qemu-img does not open it again at all).
+        if (options_.locking)
+            o.locking = LockOptions{.force_share = true};
         new_backing = Image::open(resolve_backing_path(file_.path(), name), o);
     }
     flush();

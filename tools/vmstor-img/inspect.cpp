@@ -99,8 +99,7 @@ int cmd_info(int argc, char** argv) {
     if (optind != argc - 1)
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
     std::string path = argv[optind];
-    Json list = Json::array();
-    bool first = true;
+    std::vector<qcow2::ImageInfo> infos; // printed once the whole chain opened, as qemu-img does
     std::set<std::string> seen;
     while (true) {
         std::error_code ignored;
@@ -110,15 +109,7 @@ int cmd_info(int argc, char** argv) {
             throw Error(ErrorCode::Corrupt, fmt::format("Backing file '{}' creates an infinite loop.", path));
         // info never opens a backing file itself: each element of the chain is opened on its own.
         auto image = open_image(path, format, false, false, std::nullopt, locking);
-        qcow2::ImageInfo info = image->info();
-        if (output == OutputFormat::Json)
-            list.push_back(info_json(info));
-        else {
-            if (!first)
-                std::printf("\n");
-            print_info_human(info);
-        }
-        first = false;
+        const qcow2::ImageInfo& info = infos.emplace_back(image->info());
         if (!chain || !info.full_backing_filename)
             break;
         if (!info.backing_format)
@@ -128,6 +119,16 @@ int cmd_info(int argc, char** argv) {
                             info.filename, *info.backing_filename));
         path = *info.full_backing_filename;
         format = info.backing_format;
+    }
+    Json list = Json::array();
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+        if (output == OutputFormat::Json) {
+            list.push_back(info_json(infos[i]));
+        } else {
+            if (i > 0)
+                std::printf("\n");
+            print_info_human(infos[i]);
+        }
     }
     if (output == OutputFormat::Json)
         std::printf("%s\n", qemu_json(chain ? list : list.at(0)).c_str());

@@ -127,7 +127,9 @@ int cmd_create(int argc, char** argv) {
     } else if (o.backing_file) {
         if (!o.backing_format)
             throw Error(ErrorCode::InvalidArgument, "Backing file specified without backing format");
-        auto base = open_image(qcow2::resolve_backing_path(path, *o.backing_file), o.backing_format, false);
+        // As qemu-img create: the backing file is opened for its size only, sharing everything.
+        auto base = open_image(qcow2::resolve_backing_path(path, *o.backing_file), o.backing_format, false,
+                               false, std::nullopt, {.force_share = true, .metadata_only = true});
         o.size = base->virtual_size();
         size_text = std::to_string(o.size);
     } else {
@@ -181,7 +183,9 @@ int cmd_resize(int argc, char** argv) {
     }
     if (optind != argc - 1)
         throw Error(ErrorCode::InvalidArgument, "Expecting one image file name");
-    auto image = open_image(argv[optind], format, false, true, std::nullopt, {.resize = true});
+    const qcow2::LockOptions locking{.resize = true};
+    auto image = open_image(argv[optind], format, false, true, std::nullopt, locking);
+    const auto backing_chain = lock_backing_chain(*image, locking); // qemu-img resize opens it
     std::uint64_t new_size;
     if (size_text.starts_with("+")) {
         new_size = image->virtual_size() + parse_size_argument(size_text.substr(1));
@@ -213,7 +217,7 @@ int cmd_convert(int argc, char** argv) {
     options.sync = false;
     bool progress = false;
     std::optional<std::string> snapshot;
-    qcow2::LockOptions source_locking;
+    qcow2::LockOptions source_locking{.unshare_write = true};
     static const option long_options[] = {{"force-share", no_argument, nullptr, 'U'},
                                           {nullptr, 0, nullptr, 0}};
     optind = 1;
