@@ -133,7 +133,9 @@ LockPerms image_lock_perms(ImageFormat format, bool writable, const LockOptions&
 ImageLock::ImageLock(int fd, const std::string& path, LockPerms perms, bool exclusive_here) : perms_(perms) {
     const auto key = file_key(fd, path);
     std::lock_guard guard(registry_mutex);
-    std::shared_ptr<Entry> entry = registry[key].lock();
+    std::shared_ptr<Entry> entry;
+    if (auto it = registry.find(key); it != registry.end())
+        entry = it->second.lock();
     if (!entry) {
         entry = std::make_shared<Entry>();
         entry->key = key;
