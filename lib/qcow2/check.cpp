@@ -74,6 +74,7 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
     img_.file_.read_exact(l2_offset, table, "L2 table");
     const std::uint32_t entry_size = h_.l2_entry_size();
     const unsigned x = 62 - (h_.cluster_bits - 8);
+    const bool external_data = (h_.incompatible_features & incompat_data_file) != 0;
     std::uint64_t next_contiguous = 0; // fragmentation is counted within one L2 table, as qemu-img does
     for (std::uint64_t i = 0; i < h_.l2_entries(); ++i) {
         const std::uint64_t entry = load_be64(&table[i * entry_size]);
@@ -110,7 +111,8 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
                                host ? "" : "unallocated ", entry));
             ++result_.corruptions;
         }
-        if (host == 0)
+        // Offset 0 is a real cluster in an external data file when the entry says so (COPIED), as in QEMU.
+        if (host == 0 && !(external_data && (entry & oflag_copied)))
             continue;
         if (host % cluster != 0) {
             report(fmt::format("ERROR offset={:x}: Data cluster is not properly aligned; L2 entry corrupted.",
@@ -123,11 +125,13 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
                 ++result_.fragmented_clusters;
             next_contiguous = host + cluster;
             const bool copied = (entry & oflag_copied) != 0;
-            if ((disk_refcount(host / cluster) == 1) != copied &&
+            // Clusters in an external data file have no refcount; QEMU takes it as 1.
+            if ((external_data || disk_refcount(host / cluster) == 1) != copied &&
                 (suspect_l2_tables_.empty() || suspect_l2_tables_.back() != l2_offset))
                 suspect_l2_tables_.push_back(l2_offset);
         }
-        count(host, cluster);
+        if (!external_data)
+            count(host, cluster);
     }
 }
 
@@ -427,10 +431,6 @@ CheckResult Qcow2Checker::run() {
 }
 
 CheckResult Qcow2Image::check(RepairMode repair) {
-    if (header_.incompatible_features & incompat_data_file)
-        throw Error(
-            ErrorCode::NotSupported,
-            fmt::format("'{}': checking images with an external data file is not supported", file_.path()));
     CheckResult first = Qcow2Checker(*this, repair).run();
     if (repair == RepairMode::None || !first.failure.empty() ||
         (first.leaks_fixed == 0 && first.corruptions_fixed == 0))
