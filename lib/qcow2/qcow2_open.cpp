@@ -87,8 +87,9 @@ Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
             write_metadata(Metadata::RefcountBlock, offset, data);
         });
 
-    if (writable_ && (header_.incompatible_features & incompat_dirty)) {
-        // Lazy refcounts were in use when the image was last closed uncleanly: rebuild them.
+    if (writable_ && !options.for_repair && (header_.incompatible_features & incompat_dirty)) {
+        // Lazy refcounts were in use when the image was last closed uncleanly: rebuild them (check -r
+        // repairs only what it is asked to, as qemu-img's).
         check(RepairMode::All);
         set_incompatible_bit(incompat_dirty, false);
     }

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Answers of qemu-img that vmstor-img must give too, each on an image made here by qemu-img/qemu-io:
 a 0-byte image's map, resize to 0, check of an image with an external data file, compare -s against raw
-where clusters were discarded, compare's size-mismatch warning, measure's bitmaps size."""
+where clusters were discarded, compare's size-mismatch warning, measure's bitmaps size, check -r of a
+dirty image with lazy refcounts (-r leaks gives up as qemu-img; -r all rebuilds where qemu-img does)."""
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -86,6 +88,46 @@ class ParityTest(dt.ScratchCase):
             for output in ("json", "human"):
                 self.same(["measure", f"--output={output}", "-O", "qcow2", *extra, "img.qcow2"],
                           f"measure {' '.join(extra)} --output={output} (3 bitmaps)")
+
+
+    def dirty_lazy_image(self, name, *layout):
+        """An image with lazy refcounts whose writer was killed: refcounts of its new clusters are missing."""
+        path = self.scratch_path(name)
+        qemu_img("create", "-f", "qcow2", "-o", "lazy_refcounts=on", path, "2G")
+        for clean in layout[:-1]:
+            qemu_io("qcow2", path, *clean)
+        subprocess.run(["qemu-io", "-f", "qcow2", *sum((["-c", c] for c in layout[-1]), []), "-c", "sigraise 9",
+                        path], capture_output=True)
+        return name
+
+    def test_repair_of_a_dirty_image_with_lazy_refcounts(self):
+        # (clean sessions..., the killed one): the second leaves holes where rebuilt blocks may go
+        layouts = [
+            [["write -P 1 0 1M", "write -P 2 10M 3M"]],
+            [["write -P 1 0 8M", "write -P 3 300M 2M"], ["discard 1M 3M", "discard 300M 1M"],
+             ["write -P 2 1G 16M", "write -P 4 2M 64k"]],
+        ]
+        for index, layout in enumerate(layouts):
+            for mode in ("leaks", "all"):
+                source = self.dirty_lazy_image(f"dirty{index}.qcow2", *layout)
+                for tool in ("qemu", "vmstor"):
+                    shutil.copyfile(self.scratch_path(source), self.scratch_path(f"{tool}.qcow2"))
+                what = f"check -r {mode} of a dirty image with lazy refcounts (layout {index})"
+                expected = dt.qemu("check", "-r", mode, "--output=json", "qemu.qcow2", cwd=self.scratch)
+                actual = dt.vmstor("check", "-r", mode, "--output=json", "vmstor.qcow2", cwd=self.scratch)
+                dt.assert_no_signal(self, actual, what)
+                self.assertEqual(actual.returncode, expected.returncode,
+                                 f"{what}: {dt.describe(actual)}; qemu-img: {dt.describe(expected)}")
+                self.assertEqual(actual.stdout.decode().replace("vmstor.qcow2", "IMG"),
+                                 expected.stdout.decode().replace("qemu.qcow2", "IMG"), f"{what}: the report differs")
+                strip = lambda r: r.stderr.decode().replace("qemu-img: ", "").replace("vmstor-img: ", "")
+                self.assertEqual(strip(actual), strip(expected), f"{what}: the messages differ")
+                after = [dt.qemu("check", "--output=json", f"{tool}.qcow2", cwd=self.scratch)
+                         for tool in ("qemu", "vmstor")]
+                self.assertEqual(after[1].returncode, after[0].returncode, f"qemu-img check after {what}")
+                self.assertEqual(after[1].stdout.decode().replace("vmstor.qcow2", "IMG"),
+                                 after[0].stdout.decode().replace("qemu.qcow2", "IMG"),
+                                 f"qemu-img check after {what}: not what qemu-img's repair left")
 
 
 if __name__ == "__main__":
