@@ -54,6 +54,22 @@ void Qcow2Image::mark_bitmaps_in_use() {
     bitmaps_min_size_ = header_.size;
 }
 
+void Qcow2Image::refuse_inconsistent_bitmaps() const {
+    if (!has_bitmaps())
+        return;
+    const std::vector<BitmapEntry> entries = read_bitmap_directory(file_, header_);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const std::uint32_t flags = bitmap_flags_at_open_ && i < bitmap_flags_at_open_->size()
+                                        ? (*bitmap_flags_at_open_)[i]
+                                        : entries[i].flags;
+        if (flags & bitmap_flag_in_use)
+            throw Error(ErrorCode::Busy,
+                        fmt::format("Bitmap '{}' is inconsistent and cannot be used\nTry "
+                                    "block-dirty-bitmap-remove to delete this bitmap from disk",
+                                    entries[i].name));
+    }
+}
+
 void Qcow2Image::note_guest_write(std::uint64_t offset, std::uint64_t length) {
     if (!bitmap_flags_at_open_ || length == 0)
         return;

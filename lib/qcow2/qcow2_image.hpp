@@ -109,6 +109,8 @@ class Qcow2Image final : public Image {
     void mark_bitmaps_in_use();
     /// @brief Remembers a guest write (data, zeroes, discard) for the enabled bitmaps.
     void note_guest_write(std::uint64_t offset, std::uint64_t length);
+    /// @brief Refuses (as QEMU's resize) when a bitmap was already inconsistent (in use) when opened.
+    void refuse_inconsistent_bitmaps() const;
     /// @brief The bitmaps follow a resize: bits past a smaller end are dropped, as QEMU truncates them.
     void note_bitmaps_resize(std::uint64_t new_size);
     /// @brief On a clean close: writes the bitmaps (new clusters, then a new directory, then the header
