@@ -513,6 +513,9 @@ CheckResult Qcow2Checker::run() {
 }
 
 CheckResult Qcow2Image::check(RepairMode repair) {
+    if ((header_.incompatible_features & incompat_data_file) && !header_.data_file)
+        throw Error(ErrorCode::NotSupported,
+                    fmt::format("Could not open '{}': 'data-file' is required for this image", file_.path()));
     CheckResult first = Qcow2Checker(*this, repair).run();
     // As QEMU: a repair that leaves no corruption makes a dirty (lazy refcounts) image clean.
     if (repair != RepairMode::None && first.failure.empty() && first.corruptions == 0 &&
