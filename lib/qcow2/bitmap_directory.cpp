@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace vmstor::qcow2 {
 
 using namespace format;
@@ -55,11 +58,31 @@ std::vector<BitmapEntry> read_bitmap_directory(const File& file, const Header& h
         e.table_offset = load_be64(&raw[pos]);
         e.table_size = load_be32(&raw[pos + 8]);
         e.flags = load_be32(&raw[pos + 12]);
+        e.type = static_cast<std::uint8_t>(raw[pos + 16]);
         e.granularity_bits = static_cast<std::uint8_t>(raw[pos + 17]);
+        e.extra_data.assign(&raw[pos + entry_fixed_size], &raw[pos + entry_fixed_size + extra_size]);
         e.name.assign(reinterpret_cast<const char*>(&raw[pos + entry_fixed_size + extra_size]), name_size);
         entries.push_back(std::move(e));
     });
     return entries;
+}
+
+std::vector<std::byte> encode_bitmap_directory(const std::vector<BitmapEntry>& entries) {
+    std::vector<std::byte> raw;
+    for (const auto& e : entries) {
+        const std::size_t pos = raw.size();
+        raw.resize(pos + (entry_fixed_size + e.extra_data.size() + e.name.size() + 7) / 8 * 8, std::byte{0});
+        store_be<std::uint64_t>(&raw[pos], e.table_offset);
+        store_be<std::uint32_t>(&raw[pos + 8], e.table_size);
+        store_be<std::uint32_t>(&raw[pos + 12], e.flags);
+        raw[pos + 16] = std::byte{e.type};
+        raw[pos + 17] = std::byte{e.granularity_bits};
+        store_be<std::uint16_t>(&raw[pos + 18], static_cast<std::uint16_t>(e.name.size()));
+        store_be<std::uint32_t>(&raw[pos + 20], static_cast<std::uint32_t>(e.extra_data.size()));
+        std::copy(e.extra_data.begin(), e.extra_data.end(), &raw[pos + entry_fixed_size]);
+        std::memcpy(&raw[pos + entry_fixed_size + e.extra_data.size()], e.name.data(), e.name.size());
+    }
+    return raw;
 }
 
 std::vector<std::byte> bitmap_directory_in_use(const File& file, const Header& h) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <unordered_set>
 
 namespace vmstor::qcow2 {
 
@@ -74,6 +75,7 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
     img_.file_.read_exact(l2_offset, table, "L2 table");
     const std::uint32_t entry_size = h_.l2_entry_size();
     const unsigned x = 62 - (h_.cluster_bits - 8);
+    const bool external_data = (h_.incompatible_features & incompat_data_file) != 0;
     std::uint64_t next_contiguous = 0; // fragmentation is counted within one L2 table, as qemu-img does
     for (std::uint64_t i = 0; i < h_.l2_entries(); ++i) {
         const std::uint64_t entry = load_be64(&table[i * entry_size]);
@@ -110,7 +112,8 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
                                host ? "" : "unallocated ", entry));
             ++result_.corruptions;
         }
-        if (host == 0)
+        // Offset 0 is a real cluster in an external data file when the entry says so (COPIED), as in QEMU.
+        if (host == 0 && !(external_data && (entry & oflag_copied)))
             continue;
         if (host % cluster != 0) {
             report(fmt::format("ERROR offset={:x}: Data cluster is not properly aligned; L2 entry corrupted.",
@@ -123,11 +126,13 @@ void Qcow2Checker::walk_l2(std::uint64_t l2_offset, bool active) {
                 ++result_.fragmented_clusters;
             next_contiguous = host + cluster;
             const bool copied = (entry & oflag_copied) != 0;
-            if ((disk_refcount(host / cluster) == 1) != copied &&
+            // Clusters in an external data file have no refcount; QEMU takes it as 1.
+            if ((external_data || disk_refcount(host / cluster) == 1) != copied &&
                 (suspect_l2_tables_.empty() || suspect_l2_tables_.back() != l2_offset))
                 suspect_l2_tables_.push_back(l2_offset);
         }
-        count(host, cluster);
+        if (!external_data)
+            count(host, cluster);
     }
 }
 
@@ -261,7 +266,9 @@ void Qcow2Checker::compare_refcounts() {
                 report(fmt::format("ERROR cluster {} refcount={} reference={}", m.cluster, m.on_disk,
                                    m.references));
         report("ERROR need to rebuild refcount structures");
-        throw Error(ErrorCode::Failed, "Check failed: Input/output error");
+        ++result_.check_errors;
+        result_.failure = "Input/output error"; // reported with the lines above, as qemu-img does
+        return;
     }
     // Repairs must not allocate a cluster that is referenced but counted zero on disk: allocate past the end.
     img_.free_cluster_hint_ = std::max<std::uint64_t>(img_.free_cluster_hint_, refs_.size());
@@ -285,53 +292,130 @@ void Qcow2Checker::compare_refcounts() {
 }
 
 void Qcow2Checker::rebuild_refcounts() {
-    // A new refcount table and blocks after everything in use, holding the counted references; the old
-    // structures are simply no longer counted.
+    // As QEMU 7.2 rebuilds: refcount blocks first-fit in the clusters nobody references (the old refcount
+    // structures still count as used, so they are not overwritten), one per range with a used cluster;
+    // then the table first-fit, again until it stops growing. The old structures end up free.
     const std::uint64_t cluster = h_.cluster_size();
     const std::uint64_t per_block = h_.refcount_block_entries();
+    std::uint64_t nb = std::max<std::uint64_t>(refs_.size(), (file_bytes_ + cluster - 1) / cluster);
+    std::vector<bool> used(nb);
+    for (std::uint64_t c = 0; c < refs_.size(); ++c)
+        used[c] = refs_[c] != 0;
     for (std::uint64_t c : old_refcount_clusters_)
         if (c < refs_.size() && refs_[c] > 0)
             --refs_[c];
-    const std::uint64_t start = std::max<std::uint64_t>(refs_.size(), (file_bytes_ + cluster - 1) / cluster);
-    std::uint64_t blocks = 1, table_clusters = 1;
-    for (int round = 0; round < 16; ++round) {
-        const std::uint64_t end = start + blocks + table_clusters;
-        const std::uint64_t needed_blocks = (end + per_block - 1) / per_block;
-        const std::uint64_t needed_table = (needed_blocks * 8 + cluster - 1) / cluster;
-        if (needed_blocks == blocks && needed_table == table_clusters)
-            break;
-        blocks = needed_blocks;
-        table_clusters = needed_table;
+    auto allocate = [&](std::uint64_t count, std::uint64_t& first_free) {
+        std::uint64_t c = first_free, run = 0;
+        bool first_gap = true;
+        for (; c < nb && run < count; ++c) {
+            if (used[c]) {
+                run = 0;
+                continue;
+            }
+            ++run;
+            if (first_gap) {
+                first_free = c;
+                first_gap = false;
+            }
+        }
+        if (run < count) { // the image grows
+            nb = c + count - run;
+            used.resize(nb);
+        }
+        c -= run;
+        for (std::uint64_t i = 0; i < count; ++i)
+            used[c + i] = true;
+        return c;
+    };
+    std::vector<std::uint64_t> table; // refcount block cluster index + 1 per entry, 0: none
+    // Gives every range with a used cluster in [first, end) a block; true when the table had to grow.
+    auto place_blocks = [&](std::uint64_t first, std::uint64_t end) {
+        bool grown = false;
+        std::uint64_t first_free = 0;
+        for (std::uint64_t c = first; c < end && c < nb; ++c) {
+            if (!used[c])
+                continue;
+            const std::uint64_t index = c / per_block;
+            if (index >= table.size() || table[index] == 0) {
+                first_free = std::max(first_free, index * per_block); // not in a block already placed
+                const std::uint64_t block = allocate(1, first_free);
+                end = std::max(end, block + 1); // the block's own range needs a block too
+                if (index >= table.size()) {
+                    table.resize(((index + 1) * 8 + cluster - 1) / cluster * cluster / 8, 0);
+                    grown = true;
+                }
+                table[index] = block + 1;
+            }
+            c = index * per_block + per_block - 1;
+        }
+        return grown;
+    };
+    place_blocks(0, nb);
+    std::uint64_t table_start = 0, table_clusters = 0;
+    std::vector<std::uint64_t> abandoned; // tables placed before the table had to grow
+    bool grown = true;
+    while (grown) {
+        for (std::uint64_t i = 0; i < table_clusters; ++i)
+            abandoned.push_back(table_start + i);
+        table_clusters = (table.size() * 8 + cluster - 1) / cluster;
+        if (table_clusters * cluster > max_refcount_table_bytes)
+            throw Error(ErrorCode::NoSpace, "the rebuilt refcount table would exceed 8 MiB");
+        std::uint64_t first_free = 0;
+        table_start = allocate(table_clusters, first_free); // an earlier, smaller one is simply left free
+        grown = place_blocks(table_start, table_start + table_clusters);
     }
-    if (table_clusters * cluster > max_refcount_table_bytes)
-        throw Error(ErrorCode::NoSpace, "the rebuilt refcount table would exceed 8 MiB");
-    const std::uint64_t end = start + blocks + table_clusters;
+    std::unordered_set<std::uint64_t> structures;
+    for (std::uint64_t i = 0; i < table_clusters; ++i)
+        structures.insert(table_start + i);
+    for (std::uint64_t& e : table)
+        if (e != 0)
+            structures.insert(--e);
     const std::uint64_t max_value = h_.refcount_bits() >= 64 ? UINT64_MAX : (1ull << h_.refcount_bits()) - 1;
-    std::vector<std::uint64_t> table(table_clusters * cluster / 8, 0);
     img_.refcount_cache_->clear();
-    for (std::uint64_t b = 0; b < blocks; ++b) {
+    for (std::size_t b = 0; b < table.size(); ++b) {
+        if (table[b] == 0)
+            continue;
         std::vector<std::byte> block(cluster);
         for (std::uint64_t i = 0; i < per_block; ++i) {
             const std::uint64_t c = b * per_block + i;
-            std::uint64_t value = c >= start && c < end ? 1 : counted(c);
-            value = std::min(value, max_value);
+            const std::uint64_t value = std::min(structures.count(c) ? 1 : counted(c), max_value);
             if (value)
                 store_refcount_entry(block.data(), i, h_.refcount_order, value);
         }
-        table[b] = (start + b) * cluster;
-        img_.file_.write(table[b], block);
+        img_.file_.write(table[b] * cluster, block);
+        table[b] *= cluster;
+    }
+    // QEMU frees what the new structure leaks in the same check, reporting each, and discards it.
+    std::sort(abandoned.begin(), abandoned.end());
+    std::vector<std::uint64_t> dropped = old_refcount_clusters_;
+    dropped.insert(dropped.end(), abandoned.begin(), abandoned.end());
+    std::sort(dropped.begin(), dropped.end());
+    for (std::size_t i = 0; i < dropped.size();) {
+        const std::uint64_t c = dropped[i];
+        std::uint64_t times = 0;
+        for (; i < dropped.size() && dropped[i] == c; ++i)
+            ++times;
+        const bool placed = std::binary_search(abandoned.begin(), abandoned.end(), c);
+        const std::uint64_t after = structures.count(c) ? 1 : counted(c);
+        const std::uint64_t before = placed ? 1 : counted(c) + times;
+        if (before == after)
+            continue;
+        report(fmt::format("Repairing cluster {} refcount={} reference={}", c, before, after));
+        if (after == 0)
+            img_.file_.punch_hole(c * cluster, cluster);
     }
     std::vector<std::byte> raw(table.size() * 8);
     for (std::size_t i = 0; i < table.size(); ++i)
         store_be<std::uint64_t>(&raw[i * 8], table[i]);
-    img_.file_.write((start + blocks) * cluster, raw);
+    raw.resize(table_clusters * cluster, std::byte{0});
+    img_.file_.write(table_start * cluster, raw);
     img_.file_.sync();
     std::byte fields[12];
-    store_be<std::uint64_t>(fields, (start + blocks) * cluster);
+    store_be<std::uint64_t>(fields, table_start * cluster);
     store_be<std::uint32_t>(fields + 8, static_cast<std::uint32_t>(table_clusters));
     img_.file_.write(field::refcount_table_offset, fields);
     img_.file_.sync();
-    img_.header_.refcount_table_offset = (start + blocks) * cluster;
+    img_.header_.refcount_table_offset = table_start * cluster;
     img_.header_.refcount_table_clusters = static_cast<std::uint32_t>(table_clusters);
     img_.refcount_table_ = std::move(table);
     img_.note_refcount_table();
@@ -411,6 +495,8 @@ CheckResult Qcow2Checker::run() {
     if (repair_ != RepairMode::None && !img_.writable_)
         throw Error(ErrorCode::InvalidArgument, "repairing needs the image opened for writing");
     compare_refcounts();
+    if (!result_.failure.empty())
+        return result_;
     std::sort(suspect_l2_tables_.begin(), suspect_l2_tables_.end());
     check_copied_flags();
     fix_snapshot_table();
@@ -427,11 +513,14 @@ CheckResult Qcow2Checker::run() {
 }
 
 CheckResult Qcow2Image::check(RepairMode repair) {
-    if (header_.incompatible_features & incompat_data_file)
-        throw Error(
-            ErrorCode::NotSupported,
-            fmt::format("'{}': checking images with an external data file is not supported", file_.path()));
+    if ((header_.incompatible_features & incompat_data_file) && !header_.data_file)
+        throw Error(ErrorCode::NotSupported,
+                    fmt::format("Could not open '{}': 'data-file' is required for this image", file_.path()));
     CheckResult first = Qcow2Checker(*this, repair).run();
+    // As QEMU: a repair that leaves no corruption makes a dirty (lazy refcounts) image clean.
+    if (repair != RepairMode::None && first.failure.empty() && first.corruptions == 0 &&
+        first.check_errors == 0)
+        set_incompatible_bit(incompat_dirty, false);
     if (repair == RepairMode::None || !first.failure.empty() ||
         (first.leaks_fixed == 0 && first.corruptions_fixed == 0))
         return first;

@@ -106,6 +106,7 @@ void Qcow2Checker::fix_snapshot_table() {
     if (h_.snapshots_offset >= limit || img_.snapshot_table_bytes_ >= limit - h_.snapshots_offset)
         img_.snapshot_table_bytes_ = 0;
     try {
+        img_.free_cluster_hint_ = 0; // the refcounts were repaired: the table goes first-fit, as QEMU's
         img_.write_snapshot_table(std::move(snapshots));
     } catch (const Error& e) {
         report(fmt::format("ERROR failed to update snapshot table: {}", e.what()));

@@ -43,7 +43,9 @@ CompareResult compare_images(Image& a, Image& b, const ProgressCallback& progres
     for (std::uint64_t pos = 0; pos < common;) {
         ChainStatus sa = chain_block_status(a, pos, common - pos);
         ChainStatus sb = chain_block_status(b, pos, sa.length);
-        if (strict && (sa.zero != sb.zero || sa.data != sb.data)) {
+        // As qemu-img: allocation and whether a host offset is known count as much as zero and data.
+        if (strict && (sa.zero != sb.zero || sa.data != sb.data || sa.present != sb.present ||
+                       sa.offset.has_value() != sb.offset.has_value())) {
             CompareResult r{false, pos};
             r.status_mismatch = true;
             return r;
@@ -115,6 +117,19 @@ std::uint64_t prealloc_size(std::uint64_t size, std::uint64_t cluster_size, unsi
     return meta + aligned;
 }
 
+// What the source's persistent bitmaps take in an image of `cluster`-byte clusters, each fully allocated,
+// with its table and its directory entry (QEMU's estimate).
+std::uint64_t bitmaps_size(const ImageInfo& source, std::uint64_t cluster) {
+    std::uint64_t total = 0, directory = 0;
+    for (const auto& b : source.bitmaps) {
+        const std::uint64_t bits = (source.virtual_size + b.granularity - 1) / b.granularity;
+        const std::uint64_t clusters = ((bits + 7) / 8 + cluster - 1) / cluster;
+        total += clusters * cluster + round_up(clusters * 8, cluster);
+        directory += round_up(24 + b.name.size(), 8);
+    }
+    return total + round_up(directory, cluster);
+}
+
 } // namespace
 
 MeasureResult measure_image(const CreateOptions& target, Image* source, std::uint64_t size) {
@@ -148,9 +163,11 @@ MeasureResult measure_image(const CreateOptions& target, Image* source, std::uin
         required = virtual_size; // every data cluster will be allocated
     r.required = r.fully_allocated - virtual_size + required;
     // Shown when both sides could hold persistent bitmaps, as qemu-img does.
-    if (target.version >= 3 && source && source->format() == ImageFormat::Qcow2 &&
-        source->info().compat != "0.10")
-        r.bitmaps = 0; // bitmaps are not copied yet, and none are measured
+    if (target.version >= 3 && source && source->format() == ImageFormat::Qcow2) {
+        const ImageInfo info = source->info();
+        if (info.compat != "0.10")
+            r.bitmaps = bitmaps_size(info, cluster);
+    }
     return r;
 }
 

@@ -2,6 +2,7 @@
 // (qcow2_open.cpp, cluster_map.cpp, qcow2_io.cpp, refcounts.cpp, overlap.cpp, check.cpp, resize.cpp).
 #pragma once
 
+#include "bitmap_directory.hpp"
 #include "compression.hpp"
 #include "file.hpp"
 #include "header.hpp"
@@ -11,6 +12,7 @@
 #include "operations.hpp"
 #include "snapshot_table.hpp"
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -103,6 +105,24 @@ class Qcow2Image final : public Image {
     void write_snapshot_table(std::vector<Snapshot> snapshots);
     void forget_freed_state();
 
+    // --- persistent dirty bitmaps (bitmap_store.cpp) ---
+    /// @brief The image has persistent bitmaps that QEMU would load (extension present, autoclear bit set).
+    bool has_bitmaps() const;
+    /// @brief Sets in-use on every bitmap before the first write, as QEMU does while open for writing.
+    void mark_bitmaps_in_use();
+    /// @brief Remembers a guest write (data, zeroes, discard) for the enabled bitmaps.
+    void note_guest_write(std::uint64_t offset, std::uint64_t length);
+    /// @brief Refuses (as QEMU's resize) when a bitmap was already inconsistent (in use) when opened.
+    void refuse_inconsistent_bitmaps() const;
+    /// @brief The bitmaps follow a resize: bits past a smaller end are dropped, as QEMU truncates them.
+    void note_bitmaps_resize(std::uint64_t new_size);
+    /// @brief On a clean close: writes the bitmaps (new clusters, then a new directory, then the header
+    /// switches to it, then the old clusters are freed) with in-use cleared.
+    void store_bitmaps();
+    /// @brief Writes the bitmap's changed clusters and table anew; what the old ones held goes to `release`.
+    void store_bitmap(BitmapEntry& entry, std::vector<std::pair<std::uint64_t, std::uint64_t>>& release);
+    std::vector<std::uint64_t> read_bitmap_table(const BitmapEntry& entry) const;
+
     // --- open (qcow2_open.cpp) ---
     void load_tables();
     void open_backing(const OpenOptions& options);
@@ -190,6 +210,10 @@ class Qcow2Image final : public Image {
     std::uint64_t decompressed_entry_ = 0;
     std::vector<std::byte> decompressed_;
     std::uint64_t compressed_tail_ = 0; // next free byte in the partly used compressed cluster
+    // Persistent bitmaps we marked in use (their flags as found), and what the guest wrote meanwhile.
+    std::optional<std::vector<std::uint32_t>> bitmap_flags_at_open_;
+    std::map<std::uint64_t, std::uint64_t> written_; // start -> end of guest ranges, merged
+    std::uint64_t bitmaps_min_size_ = 0;             // the smallest virtual size since they were marked
     // Host clusters to release once the L2 entries that stopped pointing at them are on disk.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_releases_; // (cluster index, count)
 };

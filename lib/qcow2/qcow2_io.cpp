@@ -344,6 +344,7 @@ void Qcow2Image::write(std::uint64_t offset, std::span<const std::byte> data) {
     check_range(offset, data.size());
     check_data_access();
     begin_write();
+    note_guest_write(offset, data.size());
     const unsigned bits = header_.cluster_bits;
     const std::uint64_t cluster = header_.cluster_size();
     std::size_t done = 0;
@@ -388,6 +389,7 @@ void Qcow2Image::write_zeroes(std::uint64_t offset, std::uint64_t length) {
     check_range(offset, length);
     check_data_access();
     begin_write();
+    note_guest_write(offset, length);
     const std::uint64_t cluster = header_.cluster_size();
     const bool can_flag = header_.version >= 3;
     const std::vector<std::byte> zeroes(cluster);
@@ -409,6 +411,7 @@ void Qcow2Image::discard(std::uint64_t offset, std::uint64_t length) {
     check_range(offset, length);
     check_data_access();
     begin_write();
+    note_guest_write(offset, length);
     const std::uint64_t cluster = header_.cluster_size();
     std::uint64_t pos = (offset + cluster - 1) / cluster * cluster;
     const std::uint64_t end =

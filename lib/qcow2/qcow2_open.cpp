@@ -88,8 +88,9 @@ Qcow2Image::Qcow2Image(const std::string& path, const OpenOptions& options)
             write_metadata(Metadata::RefcountBlock, offset, data);
         });
 
-    if (writable_ && (header_.incompatible_features & incompat_dirty)) {
-        // Lazy refcounts were in use when the image was last closed uncleanly: rebuild them.
+    if (writable_ && !options.for_repair && (header_.incompatible_features & incompat_dirty)) {
+        // Lazy refcounts were in use when the image was last closed uncleanly: rebuild them (check -r
+        // repairs only what it is asked to, as qemu-img's).
         check(RepairMode::All);
         set_incompatible_bit(incompat_dirty, false);
     }
@@ -104,6 +105,7 @@ Qcow2Image::~Qcow2Image() {
         return;
     try {
         flush();
+        store_bitmaps();
         if (write_started_ && lazy_refcounts_) {
             set_incompatible_bit(incompat_dirty, false);
             file_.sync();
@@ -210,13 +212,9 @@ void Qcow2Image::begin_write() {
         return;
     write_started_ = true;
     bool changed = false;
-    // We do not update bitmaps: mark them in use (inconsistent but intact, as QEMU does while it has the
-    // image open). Unknown autoclear bits must be cleared before the first write.
-    if (header_.bitmaps && (header_.autoclear_features & autoclear_bitmaps)) {
-        write_metadata(Metadata::BitmapDirectory, header_.bitmaps->directory_offset,
-                       bitmap_directory_in_use(file_, header_));
-        ordered_sync();
-    }
+    // Bitmaps are in use while we write (a crash leaves them inconsistent, as QEMU's). Unknown autoclear
+    // bits must be cleared before the first write.
+    mark_bitmaps_in_use();
     if (header_.autoclear_features & ~autoclear_known) {
         header_.autoclear_features &= autoclear_known;
         changed = true;

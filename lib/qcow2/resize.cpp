@@ -18,7 +18,9 @@ void Qcow2Image::resize(std::uint64_t new_size, bool allow_shrink) {
         throw Error(ErrorCode::InvalidArgument, fmt::format("{} is larger than the qcow2 maximum", new_size));
     if (new_size < header_.size && !allow_shrink)
         throw Error(ErrorCode::InvalidArgument, "Use the --shrink option to perform a shrink operation.");
+    refuse_inconsistent_bitmaps();
     begin_write();
+    note_bitmaps_resize(new_size);
     const std::uint64_t cluster = header_.cluster_size();
     const std::uint64_t l2_span = header_.l2_entries() * cluster;
     const std::uint64_t l1_needed = (new_size + l2_span - 1) / l2_span;

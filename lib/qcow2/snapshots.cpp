@@ -266,6 +266,8 @@ void Qcow2Image::create_snapshot(const std::string& name) {
 
 void Qcow2Image::apply_snapshot(const std::string& name_or_id) {
     check_data_access();
+    if (has_bitmaps()) // QEMU refuses whenever it loaded persistent bitmaps, enabled or not
+        throw Error(ErrorCode::Busy, "Device has active dirty bitmaps");
     begin_write();
     const Snapshot snapshot = snapshots_[find_snapshot(name_or_id)];
     flush();

@@ -192,10 +192,8 @@ int cmd_map(int argc, char** argv) {
             print(*pending, false);
         pending = extent;
     });
-    if (pending)
-        print(*pending, true);
-    else if (output == OutputFormat::Json)
-        std::printf("[]\n");
+    // A 0-byte image has one empty extent, as qemu-img prints it.
+    print(pending.value_or(qcow2::MapExtent{}), true);
     return 0;
 }
 

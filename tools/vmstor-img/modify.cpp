@@ -197,6 +197,8 @@ int cmd_resize(int argc, char** argv) {
     } else {
         new_size = parse_size_argument(size_text);
     }
+    if (new_size == 0)
+        throw Error(ErrorCode::InvalidArgument, "New image size must be positive");
     if (preallocation != qcow2::Preallocation::Off && shrink && new_size < image->virtual_size())
         throw Error(ErrorCode::InvalidArgument, "Preallocation can only be used for growing images");
     if (preallocation == qcow2::Preallocation::Off)
@@ -333,6 +335,10 @@ int cmd_compare(int argc, char** argv) {
     }
     (void)progress;
     qcow2::CompareResult r = qcow2::compare_images(*a, *b, {}, strict);
+    const std::uint64_t common = std::min(a->virtual_size(), b->virtual_size());
+    // qemu-img warns once the common part compared equal, before it looks at the longer image's tail.
+    if (!quiet && a->virtual_size() != b->virtual_size() && (r.identical || r.mismatch_offset >= common))
+        std::printf("Warning: Image size mismatch!\n");
     if (!quiet) {
         if (r.status_mismatch)
             std::printf("Strict mode: Offset %llu block status mismatch!\n",

@@ -165,7 +165,7 @@ TEST_CASE("a metadata write that would overlap other metadata marks the image co
     CHECK(q::Image::open(path)->info().corrupt);
 }
 
-TEST_CASE("persistent bitmaps stay intact and are marked in use once we write") {
+TEST_CASE("persistent bitmaps are in use only while we write, and consistent after a clean close") {
     Scratch s;
     const std::string path = create(s, "bitmaps.qcow2", "", "4M");
     REQUIRE(run(qemu_img() + " bitmap --add " + path + " tracked").status == 0);
@@ -175,10 +175,21 @@ TEST_CASE("persistent bitmaps stay intact and are marked in use once we write") 
         REQUIRE(image->info().bitmaps.size() == 1);
         CHECK_FALSE(image->info().bitmaps[0].in_use);
     }
+    {
+        q::OpenOptions options;
+        options.writable = true;
+        auto image = q::Image::open(path, options);
+        const std::vector<std::byte> data(4096, std::byte{7});
+        image->write(1 << 20, data);
+        image->flush();
+        CHECK(q::Image::open(path)->info().bitmaps[0].in_use); // as a crash would leave it
+    }
     random_writes_match_qemu(s, path, 11, 10);
     auto info = q::Image::open(path)->info();
     REQUIRE(info.bitmaps.size() == 1);
     CHECK(info.bitmaps[0].name == "tracked");
-    CHECK(info.bitmaps[0].in_use);
-    CHECK(run(qemu_img() + " info " + path).output.find("in-use") != std::string::npos);
+    CHECK_FALSE(info.bitmaps[0].in_use);
+    CHECK(run(qemu_img() + " info " + path).output.find("in-use") == std::string::npos);
+    CHECK(run(qemu_img() + " check " + path).status == 0);
+    CHECK(run(qemu_img() + " convert --bitmaps -O qcow2 " + path + " " + s.path("copy.qcow2")).status == 0);
 }
