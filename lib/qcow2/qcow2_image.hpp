@@ -69,9 +69,13 @@ class Qcow2Image final : public Image {
     void write_compressed_cluster(std::uint64_t guest_cluster, std::span<const std::byte> data);
     /// @brief Stores already compressed data as guest cluster `guest_cluster`.
     void write_compressed_data(std::uint64_t guest_cluster, std::span<const std::byte> compressed);
-    /// @brief Allocates host clusters for every guest cluster from `first_cluster` on (create's
-    /// preallocation modes; resize's for the grown part); they must be unallocated.
-    void preallocate(Preallocation mode, std::uint64_t first_cluster = 0);
+    /// @brief Allocates host clusters for every guest cluster from `first_cluster` up to `end_cluster`
+    /// (0: the virtual size's end): create's preallocation modes, and resize's for the grown part (which
+    /// may lie past the virtual size until the header shows it); they must be unallocated.
+    void preallocate(Preallocation mode, std::uint64_t first_cluster = 0, std::uint64_t end_cluster = 0);
+    /// @brief Grows the image to `new_size` with its new clusters preallocated as `mode` says; the
+    /// header's size changes last.
+    void grow(std::uint64_t new_size, Preallocation mode);
     const Header& header() const { return header_; }
     /// @brief Changes the backing file name and format in one header write (layers.cpp); the data must
     /// already be flushed. The new backing is opened (when open_backing) for later reads.
@@ -99,6 +103,12 @@ class Qcow2Image final : public Image {
     void refresh_copied_flags();
     void write_snapshot_table(std::vector<Snapshot> snapshots);
     void forget_freed_state();
+
+    // --- resize (resize.cpp) ---
+    void grow_or_shrink(std::uint64_t new_size, bool allow_shrink, Preallocation mode);
+    void grow_l1_table(std::uint64_t l1_needed);
+    /// @brief Flushes, then writes the header's virtual size.
+    void write_size(std::uint64_t new_size);
 
     // --- open (qcow2_open.cpp) ---
     void load_tables();
