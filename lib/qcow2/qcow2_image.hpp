@@ -101,6 +101,11 @@ class Qcow2Image final : public Image {
     std::uint64_t snapshot_l1_entries(const Snapshot& snapshot) const;
     void change_tree_refcounts(const std::vector<std::uint64_t>& l1, std::int64_t delta);
     void refresh_copied_flags();
+    /// @brief Writes the refcounts, then OFLAG_COPIED as they say, then flushes.
+    void settle_copied_flags();
+    /// @brief create_snapshot once the active clusters are counted for the snapshot.
+    void write_new_snapshot(const std::string& name, const std::vector<std::uint64_t>& l1,
+                            std::uint64_t l1_offset);
     void write_snapshot_table(std::vector<Snapshot> snapshots);
     void forget_freed_state();
 
