@@ -52,6 +52,7 @@ File::File(const std::string& path, Mode mode) : path_(path) {
         break;
     }
     writable_ = mode != Mode::ReadOnly;
+    unsynced_ = writable_; // what others wrote before may not be durable yet: the first sync is real
     fd_ = ::open(path.c_str(), flags, 0644);
     if (fd_ < 0) {
         int err = errno;
@@ -72,6 +73,7 @@ File::File(int fd, const std::string& path, Mode mode) : path_(path) {
     if (flags < 0)
         throw system_error(errno, fmt::format("cannot use the descriptor of '{}'", path));
     writable_ = mode == Mode::ReadWrite;
+    unsynced_ = writable_;
     if (writable_ && (flags & O_ACCMODE) != O_RDWR)
         throw Error(ErrorCode::InvalidArgument,
                     fmt::format("'{}' is opened read-only and cannot be written", path));

@@ -61,8 +61,8 @@ class File {
                             std::uint64_t length);
     void truncate(std::uint64_t size);
     void sync();
-    /// @brief sync() if this File wrote, truncated or allocated anything since its last successful
-    /// sync: a flush with nothing new (a destructor's after an explicit one) cannot fail.
+    /// @brief sync() unless it already synced and wrote, truncated or allocated nothing since: a flush
+    /// with nothing new (a destructor's after an explicit one) then cannot fail.
     void sync_pending();
     /// @brief Streaming writes (convert, upload): every `window` bytes written, start writing them back
     /// to the disk, so that the disk works while the caller does and the final sync() finds little
