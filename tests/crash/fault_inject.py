@@ -137,12 +137,12 @@ def commands():
                  ["img.qcow2"], None))
     cmds.append(("rebase-u", setup_chain,
                  ["rebase", "-q", "-u", "-b", "base2.qcow2", "-F", "qcow2", "img.qcow2"], ["img.qcow2"], None))
-    cmds.append(("check-r-leaks", lambda d: setup_leaks(d, False), ["check", "-q", "-r", "leaks", "img.qcow2"],
-                 ["img.qcow2"], None))
-    cmds.append(("check-r-all", lambda d: setup_leaks(d, True), ["check", "-q", "-r", "all", "img.qcow2"],
-                 ["img.qcow2"], None))
+    for mode, corrupt in (("leaks", False), ("all", True)):
+        cmds.append((f"check-r-{mode}", lambda d, corrupt=corrupt: setup_leaks(d, corrupt),
+                     ["check", "-q", "-r", mode, "img.qcow2"], ["img.qcow2"], None))
     cmds.append(("convert", setup_snapshots,
-                 ["convert", "-O", "qcow2", "-o", "cluster_size=4096", "img.qcow2", "new.qcow2"], [], "new.qcow2"))
+                 ["convert", "-O", "qcow2", "-o", "cluster_size=4096", "img.qcow2", "new.qcow2"], [],
+                 "new.qcow2"))
     cmds.append(("convert-c", setup_snapshots,
                  ["convert", "-c", "-O", "qcow2", "-o", "cluster_size=4096", "img.qcow2", "new.qcow2"], [],
                  "new.qcow2"))

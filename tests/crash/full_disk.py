@@ -19,16 +19,18 @@ import tempfile
 
 SIZE = 64 << 20
 PATTERN = [(0, 1 << 20, 0xAB), (3 << 20, 256 << 10, 0xCD)]
-# (name, command after the tool, image made first or None, free bytes to leave, what must fail)
+# (name, the command after the tool's name, whether it changes an existing image (IMG) or makes NEW)
 CASES = [
     ("resize falloc 2G", ["resize", "--preallocation=falloc", "IMG", "2G"], True),
     ("resize full 1G", ["resize", "--preallocation=full", "IMG", "1G"], True),
     ("resize metadata 60G", ["resize", "--preallocation=metadata", "IMG", "60G"], True),
-    ("create metadata 20G", ["create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "NEW", "20G"], False),
+    ("create metadata 20G",
+     ["create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "NEW", "20G"], False),
     ("create falloc 1G", ["create", "-q", "-f", "qcow2", "-o", "preallocation=falloc", "NEW", "1G"], False),
     ("create full 1G", ["create", "-q", "-f", "qcow2", "-o", "preallocation=full", "NEW", "1G"], False),
     ("convert", ["convert", "-O", "qcow2", "BIG", "NEW"], False),
 ]
+# Free bytes left on the file system for each case (the 40 KB to 1.5 MB).
 FREE = [40 << 10, 300 << 10, 1500 << 10]
 
 
