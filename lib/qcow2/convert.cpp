@@ -363,20 +363,27 @@ void convert_image(Image& source, const std::string& target_path, const ConvertO
         throw Error(ErrorCode::NotSupported, "only a raw image can be written into an existing device");
     if (!options.into_existing)
         create_image(target_path, create);
-    OpenOptions open;
-    open.format = create.format;
-    open.writable = true;
-    open.open_backing = false;
-    open.building = true;
-    open.sync = options.sync;
-    open.write_behind = options.sync; // no point starting writeback for a target that is never synced
-    open.locking = options.target_locking;
-    auto target = Image::open(target_path, open);
-    if (options.into_existing && target->virtual_size() < create.size)
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("'{}' holds {} bytes, less than the {} of the source", target_path,
-                                target->virtual_size(), create.size));
-    Converter(source, *target, options).run();
+    try {
+        OpenOptions open;
+        open.format = create.format;
+        open.writable = true;
+        open.open_backing = false;
+        open.building = true;
+        open.sync = options.sync;
+        open.write_behind = options.sync; // no point starting writeback for a target that is never synced
+        open.locking = options.target_locking;
+        auto target = Image::open(target_path, open);
+        if (options.into_existing && target->virtual_size() < create.size)
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("'{}' holds {} bytes, less than the {} of the source", target_path,
+                                    target->virtual_size(), create.size));
+        Converter(source, *target, options).run();
+    } catch (...) {
+        // A target that is not complete is no image: the file this convert made goes.
+        if (!options.into_existing)
+            remove_made_file(target_path);
+        throw;
+    }
 }
 
 } // namespace vmstor::qcow2

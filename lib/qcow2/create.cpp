@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace vmstor::qcow2 {
 
@@ -179,30 +180,42 @@ void create_image(const std::string& path, const CreateOptions& options) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
         throw invalid(fmt::format("Could not create '{}': Is a directory", path));
-    if (o.format == ImageFormat::Raw)
-        return create_raw(path, o);
     if (o.backing_format)
         parse_format(*o.backing_format);
-    write_empty_qcow2(path, o);
-    OpenOptions open;
-    open.format = ImageFormat::Qcow2;
-    open.writable = true;
-    open.open_backing = false;
-    open.building = true;
-    auto image = std::make_unique<Qcow2Image>(path, open);
-    if (o.size > 0)
-        image->resize(o.size, false);
-    if (o.preallocation != Preallocation::Off)
-        image->preallocate(o.preallocation);
-    image->flush();
+    try {
+        if (o.format == ImageFormat::Raw)
+            return create_raw(path, o);
+        write_empty_qcow2(path, o);
+        OpenOptions open;
+        open.format = ImageFormat::Qcow2;
+        open.writable = true;
+        open.open_backing = false;
+        open.building = true;
+        auto image = std::make_unique<Qcow2Image>(path, open);
+        if (o.size > 0)
+            image->resize(o.size, false);
+        if (o.preallocation != Preallocation::Off)
+            image->preallocate(o.preallocation);
+        image->flush();
+    } catch (...) {
+        remove_made_file(path);
+        throw;
+    }
 }
 
-void Qcow2Image::preallocate(Preallocation mode, std::uint64_t first_cluster) {
+void remove_made_file(const std::string& path) noexcept {
+    // As qemu-img: a create that failed leaves no file, even where one existed (it was truncated). Only
+    // a regular file: a block device stays, and a /proc/self/fd link names a file its caller owns.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        ::unlink(path.c_str());
+}
+
+void Qcow2Image::preallocate(Preallocation mode, std::uint64_t first_cluster, std::uint64_t end_cluster) {
     begin_write();
     const std::uint64_t cluster = header_.cluster_size();
-    const std::uint64_t clusters = (header_.size + cluster - 1) / cluster;
+    const std::uint64_t clusters = end_cluster != 0 ? end_cluster : (header_.size + cluster - 1) / cluster;
     const std::uint64_t per_table = header_.l2_entries();
-    std::uint64_t data_end = 0;
     for (std::uint64_t first = first_cluster; first < clusters; first = (first / per_table + 1) * per_table) {
         const std::uint64_t count = std::min((first / per_table + 1) * per_table, clusters) - first;
         for (std::uint64_t gc = first; gc < first + count; ++gc)
@@ -213,22 +226,23 @@ void Qcow2Image::preallocate(Preallocation mode, std::uint64_t first_cluster) {
         prepare_l2_table(first);
         const std::uint64_t host = allocate_clusters(count);
         guard_metadata_write(Metadata::Data, host, count * cluster);
-        // Reused clusters (an old refcount table, say) still hold bytes: they must read as zeroes.
+        // The clusters exist in the file (and hold zeroes) before any L2 entry points at them: a full
+        // disk stops this with the clusters counted but unreferenced (leaks), never referenced past the
+        // end of the file. Reused clusters (an old refcount table, say) still hold bytes: zero them.
         const std::uint64_t file_size = file_.size();
         if (host < file_size)
             file_.punch_hole(host, std::min(count * cluster, file_size - host));
-        for (std::uint64_t i = 0; i < count; ++i)
-            // With extended L2 the subclusters stay unallocated (bitmap 0), as QEMU preallocates them.
-            set_l2_entry(first + i, {(host + i * cluster) | oflag_copied, 0});
         if (mode == Preallocation::Falloc)
             file_.allocate(host, count * cluster);
         else if (mode == Preallocation::Full)
             file_.write_zeroes(host, count * cluster);
-        data_end = std::max(data_end, host + count * cluster);
+        if (file_.size() < host + count * cluster)
+            file_.truncate(host + count * cluster);
+        for (std::uint64_t i = 0; i < count; ++i)
+            // With extended L2 the subclusters stay unallocated (bitmap 0), as QEMU preallocates them.
+            set_l2_entry(first + i, {(host + i * cluster) | oflag_copied, 0});
     }
     flush();
-    if (file_.size() < data_end)
-        file_.truncate(data_end);
 }
 
 } // namespace vmstor::qcow2

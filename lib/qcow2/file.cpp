@@ -52,6 +52,7 @@ File::File(const std::string& path, Mode mode) : path_(path) {
         break;
     }
     writable_ = mode != Mode::ReadOnly;
+    unsynced_ = writable_; // what others wrote before may not be durable yet: the first sync is real
     fd_ = ::open(path.c_str(), flags, 0644);
     if (fd_ < 0) {
         int err = errno;
@@ -72,6 +73,7 @@ File::File(int fd, const std::string& path, Mode mode) : path_(path) {
     if (flags < 0)
         throw system_error(errno, fmt::format("cannot use the descriptor of '{}'", path));
     writable_ = mode == Mode::ReadWrite;
+    unsynced_ = writable_;
     if (writable_ && (flags & O_ACCMODE) != O_RDWR)
         throw Error(ErrorCode::InvalidArgument,
                     fmt::format("'{}' is opened read-only and cannot be written", path));
@@ -129,6 +131,7 @@ void File::read_or_zero(std::uint64_t offset, std::span<std::byte> out) const {
 void File::write(std::uint64_t offset, std::span<const std::byte> data) {
     if (int err = injected_error(FaultInjection::Op::Write, path_, offset, data.size()))
         throw system_error(err, fmt::format("cannot write to '{}'", path_));
+    unsynced_ = true;
     write_data(offset, data);
     if (write_behind_window_)
         start_writeback(offset, data.size());
@@ -167,6 +170,7 @@ void File::punch_hole(std::uint64_t offset, std::uint64_t length) {
         return;
     if (int err = injected_error(FaultInjection::Op::PunchHole, path_, offset, length))
         throw system_error(err, fmt::format("cannot zero a range of '{}'", path_));
+    unsynced_ = true;
     if (block_device_) {
         std::uint64_t range[2] = {offset, length};
         if (::ioctl(fd_, BLKZEROOUT, range) != 0)
@@ -189,6 +193,7 @@ void File::allocate(std::uint64_t offset, std::uint64_t length) {
     if (length == 0)
         return;
     int rc = injected_error(FaultInjection::Op::Allocate, path_, offset, length);
+    unsynced_ = true;
     if (rc == 0)
         rc = ::posix_fallocate(fd_, static_cast<off_t>(offset), static_cast<off_t>(length));
     if (rc != 0)
@@ -209,6 +214,7 @@ void File::zero_range(std::uint64_t offset, std::uint64_t length) {
         return;
     if (int err = injected_error(FaultInjection::Op::Write, path_, offset, length))
         throw system_error(err, fmt::format("cannot write to '{}'", path_));
+    unsynced_ = true;
     if (!block_device_ &&
         ::fallocate(fd_, FALLOC_FL_ZERO_RANGE, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0)
         return;
@@ -219,6 +225,7 @@ std::uint64_t File::copy_from(int source, std::uint64_t source_offset, std::uint
                               std::uint64_t length) {
     if (int err = injected_error(FaultInjection::Op::Write, path_, offset, length))
         throw system_error(err, fmt::format("cannot write to '{}'", path_));
+    unsynced_ = true;
     std::uint64_t done = 0;
     bool in_kernel = true;
     AlignedBuffer buffer;
@@ -260,8 +267,14 @@ void File::truncate(std::uint64_t size) {
         return;
     if (int err = injected_error(FaultInjection::Op::Truncate, path_, size, 0))
         throw system_error(err, fmt::format("cannot resize '{}'", path_));
+    unsynced_ = true;
     if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
         throw system_error(errno, fmt::format("cannot resize '{}'", path_));
+}
+
+void File::sync_pending() {
+    if (unsynced_)
+        sync();
 }
 
 void File::sync() {
@@ -269,6 +282,7 @@ void File::sync() {
         throw system_error(err, fmt::format("cannot flush '{}'", path_));
     if (::fdatasync(fd_) != 0)
         throw system_error(errno, fmt::format("cannot flush '{}'", path_));
+    unsynced_ = false;
 }
 
 std::uint64_t File::size() const {

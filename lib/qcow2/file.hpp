@@ -63,6 +63,9 @@ class File {
                             std::uint64_t length);
     void truncate(std::uint64_t size);
     void sync();
+    /// @brief sync() unless it already synced and wrote, truncated or allocated nothing since: a flush
+    /// with nothing new (a destructor's after an explicit one) then cannot fail.
+    void sync_pending();
     /// @brief Streaming writes (convert, upload): every `window` bytes written, start writing them back
     /// to the disk, so that the disk works while the caller does and the final sync() finds little
     /// left. Changes no guarantee: durability still comes from sync(). 0 turns it off.
@@ -85,6 +88,7 @@ class File {
     int fd_ = -1;
     bool writable_ = false;
     bool block_device_ = false;
+    bool unsynced_ = false; // written, truncated or allocated since the last sync that succeeded
     std::uint64_t write_behind_window_ = 0;
     std::uint64_t pending_ = 0;                // bytes written since writeback was last started
     std::uint64_t pending_begin_ = UINT64_MAX; // the range they lie in

@@ -31,8 +31,12 @@ struct CreateOptions {
 void set_create_option(CreateOptions& options, std::string_view key, std::string_view value);
 
 /// @brief Creates an image (the file must not be a directory; an existing file is overwritten as
-/// qemu-img does). Throws InvalidArgument with qemu-img's wording for invalid combinations.
+/// qemu-img does). Throws InvalidArgument with qemu-img's wording for invalid combinations. A create that
+/// fails removes the file (as qemu-img does) when `path` names a regular file.
 void create_image(const std::string& path, const CreateOptions& options);
+/// @brief Removes the regular file `path` after a create or convert into it failed (not a block device,
+/// nor a /proc/self/fd link); errors are ignored.
+void remove_made_file(const std::string& path) noexcept;
 
 using ProgressCallback = std::function<void(double percent)>;
 
@@ -52,7 +56,8 @@ struct ConvertOptions {
 };
 
 /// @brief Copies the guest data of `source` (and its backing chain) into a new image. Ranges the source
-/// reports as zero or unallocated are never read and stay holes (or are zeroed: `into_existing`).
+/// reports as zero or unallocated are never read and stay holes (or are zeroed: `into_existing`). A convert
+/// that fails (or is cancelled) removes the target it created (as create_image).
 void convert_image(Image& source, const std::string& target_path, const ConvertOptions& options);
 
 struct CompareResult {

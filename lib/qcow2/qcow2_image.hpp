@@ -72,9 +72,13 @@ class Qcow2Image final : public Image {
     void write_compressed_cluster(std::uint64_t guest_cluster, std::span<const std::byte> data);
     /// @brief Stores already compressed data as guest cluster `guest_cluster`.
     void write_compressed_data(std::uint64_t guest_cluster, std::span<const std::byte> compressed);
-    /// @brief Allocates host clusters for every guest cluster from `first_cluster` on (create's
-    /// preallocation modes; resize's for the grown part); they must be unallocated.
-    void preallocate(Preallocation mode, std::uint64_t first_cluster = 0);
+    /// @brief Allocates host clusters for every guest cluster from `first_cluster` up to `end_cluster`
+    /// (0: the virtual size's end): create's preallocation modes, and resize's for the grown part (which
+    /// may lie past the virtual size until the header shows it); they must be unallocated.
+    void preallocate(Preallocation mode, std::uint64_t first_cluster = 0, std::uint64_t end_cluster = 0);
+    /// @brief Grows the image to `new_size` with its new clusters preallocated as `mode` says; the
+    /// header's size changes last.
+    void grow(std::uint64_t new_size, Preallocation mode);
     const Header& header() const { return header_; }
     /// @brief How the image's file is locked (OpenOptions::locking), for the images opened beside it.
     const std::optional<LockOptions>& locking() const { return options_.locking; }
@@ -102,6 +106,11 @@ class Qcow2Image final : public Image {
     std::uint64_t snapshot_l1_entries(const Snapshot& snapshot) const;
     void change_tree_refcounts(const std::vector<std::uint64_t>& l1, std::int64_t delta);
     void refresh_copied_flags();
+    /// @brief Writes the refcounts, then OFLAG_COPIED as they say, then flushes.
+    void settle_copied_flags();
+    /// @brief create_snapshot once the active clusters are counted for the snapshot.
+    void write_new_snapshot(const std::string& name, const std::vector<std::uint64_t>& l1,
+                            std::uint64_t l1_offset);
     void write_snapshot_table(std::vector<Snapshot> snapshots);
     void forget_freed_state();
 
@@ -122,6 +131,11 @@ class Qcow2Image final : public Image {
     /// @brief Writes the bitmap's changed clusters and table anew; what the old ones held goes to `release`.
     void store_bitmap(BitmapEntry& entry, std::vector<std::pair<std::uint64_t, std::uint64_t>>& release);
     std::vector<std::uint64_t> read_bitmap_table(const BitmapEntry& entry) const;
+    // --- resize (resize.cpp) ---
+    void grow_or_shrink(std::uint64_t new_size, bool allow_shrink, Preallocation mode);
+    void grow_l1_table(std::uint64_t l1_needed);
+    /// @brief Flushes, then writes the header's virtual size.
+    void write_size(std::uint64_t new_size);
 
     // --- open (qcow2_open.cpp) ---
     void load_tables();

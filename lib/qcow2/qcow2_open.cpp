@@ -232,7 +232,7 @@ void Qcow2Image::begin_write() {
 
 void Qcow2Image::ordered_sync() {
     if (!options_.building)
-        file_.sync();
+        file_.sync_pending();
 }
 
 void Qcow2Image::flush() {
@@ -248,7 +248,7 @@ void Qcow2Image::flush() {
         refcount_cache_->write_back();
     }
     if (options_.sync)
-        file_.sync();
+        file_.sync_pending();
 }
 
 ImageInfo Qcow2Image::info() {

@@ -189,13 +189,15 @@ void Qcow2Image::write_snapshot_table(std::vector<Snapshot> snapshots) {
     store_be<std::uint32_t>(fields, static_cast<std::uint32_t>(snapshots.size()));
     store_be<std::uint64_t>(fields + 4, offset);
     write_metadata(Metadata::Header, field::nb_snapshots, fields);
-    ordered_sync();
+    // Written, if not yet synced: from here on the new table is the one to keep (callers undo only
+    // while the old one is).
     const std::uint64_t old_offset = header_.snapshots_offset;
     const std::uint64_t old_clusters = clusters_for(snapshot_table_bytes_, cluster);
     header_.nb_snapshots = static_cast<std::uint32_t>(snapshots.size());
     header_.snapshots_offset = offset;
     snapshots_ = std::move(snapshots);
     snapshot_table_bytes_ = raw.size();
+    ordered_sync();
     if (old_offset != 0 && old_clusters != 0)
         free_clusters(old_offset, old_clusters);
     refcount_cache_->write_back();
@@ -234,7 +236,37 @@ void Qcow2Image::create_snapshot(const std::string& name) {
         e &= ~oflag_copied;
     const std::uint64_t l1_bytes = std::uint64_t{header_.l1_size} * 8;
     const std::uint64_t l1_offset = l1_bytes != 0 ? allocate_clusters(clusters_for(l1_bytes, cluster)) : 0;
+    const std::size_t old_count = snapshots_.size();
     change_tree_refcounts(l1_, +1);
+    try {
+        write_new_snapshot(name, l1, l1_offset);
+    } catch (...) {
+        // A failed write (a full disk): until the header shows the new table, take the references
+        // back, so that the image is left as it was but for leaked clusters; after it, finish.
+        try {
+            if (snapshots_.size() == old_count) {
+                change_tree_refcounts(l1_, -1);
+                if (l1_offset != 0)
+                    free_clusters(l1_offset, clusters_for(l1_bytes, cluster));
+            }
+            settle_copied_flags();
+        } catch (...) {
+            // The first error is the one to report; what is on disk is what a crash there leaves.
+        }
+        throw;
+    }
+}
+
+void Qcow2Image::settle_copied_flags() {
+    refcount_cache_->write_back();
+    ordered_sync();
+    refresh_copied_flags();
+    flush();
+}
+
+void Qcow2Image::write_new_snapshot(const std::string& name, const std::vector<std::uint64_t>& l1,
+                                    std::uint64_t l1_offset) {
+    const std::uint64_t l1_bytes = std::uint64_t{header_.l1_size} * 8;
     refcount_cache_->write_back();
     ordered_sync();
     if (l1_bytes != 0)
@@ -351,17 +383,25 @@ void Qcow2Image::delete_snapshot(const std::string& name_or_id) {
     std::vector<Snapshot> remaining = snapshots_;
     remaining.erase(remaining.begin() + static_cast<std::ptrdiff_t>(index));
     write_snapshot_table(std::move(remaining));
-    ordered_sync();
-
-    const std::uint64_t cluster = header_.cluster_size();
-    change_tree_refcounts(read_snapshot_l1(snapshot), -1);
-    if (snapshot.l1_table_offset != 0)
-        free_clusters(snapshot.l1_table_offset, clusters_for(std::uint64_t{snapshot.l1_size} * 8, cluster));
-    refcount_cache_->write_back();
-    ordered_sync();
-    refresh_copied_flags(); // clusters only the snapshot shared are the active image's alone again
-    forget_freed_state();
-    flush();
+    try {
+        ordered_sync();
+        const std::uint64_t cluster = header_.cluster_size();
+        change_tree_refcounts(read_snapshot_l1(snapshot), -1);
+        if (snapshot.l1_table_offset != 0)
+            free_clusters(snapshot.l1_table_offset,
+                          clusters_for(std::uint64_t{snapshot.l1_size} * 8, cluster));
+        forget_freed_state();
+        // Clusters only the snapshot shared are the active image's alone again.
+        settle_copied_flags();
+    } catch (...) {
+        // The snapshot is gone: a failed write must not leave its clusters' flags stale.
+        try {
+            settle_copied_flags();
+        } catch (...) {
+            // The first error is the one to report.
+        }
+        throw;
+    }
 }
 
 std::vector<SnapshotInfo> list_snapshots(Image& image) {
