@@ -153,4 +153,22 @@ void Authorizer::check(const Caller& caller, Action action, const std::map<std::
         });
 }
 
+void Authorizer::check_all(const Caller& caller, std::vector<Permission> needed,
+                           std::function<void(std::exception_ptr refused)> done) {
+    if (needed.empty()) {
+        done(nullptr);
+        return;
+    }
+    Permission first = std::move(needed.front());
+    needed.erase(needed.begin());
+    check(
+        caller, first.action, first.details,
+        [this, caller, rest = std::move(needed), done = std::move(done)](std::exception_ptr refused) mutable {
+            if (refused)
+                done(refused);
+            else
+                check_all(caller, std::move(rest), std::move(done));
+        });
+}
+
 } // namespace vmstor::daemon

@@ -188,6 +188,11 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                 request.permissions.owner = opts.u32("owner");
                 request.permissions.group = opts.u32("group");
                 service_.check_volume_request(request);
+                // A file given to another account or group is a pool manager's decision.
+                const auto& permissions = request.permissions;
+                if ((permissions.owner && *permissions.owner != caller.uid) ||
+                    (permissions.group && !caller.in_group(*permissions.group)))
+                    authorizer_.require(caller, Action::ManagePools, {{"pool", name_}, {"volume", name}});
                 if (opts.signature("backing") == "s")
                     check_backing_path(service_, request.backing_path, state().target_path, [&] {
                         authorizer_.require(caller, Action::ManagePools, {{"pool", name_}, {"volume", name}});
@@ -198,7 +203,7 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                     reply.returnResults(sdbus::ObjectPath(volume_path(created.pool, created.name)));
                     return;
                 }
-                std::string path = service_.new_volume_file(name_, name);
+                std::string path = service_.new_volume_file(name_, name, request.format);
                 if (request.preallocation == "off") {
                     storage::create_image_file(path, request);
                     service_.volume_file_changed(name_, name);
@@ -247,12 +252,17 @@ void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
     guarded([&] {
         Options opts(options, "Pool.CloneVolume options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
+        auto [source_pool, source_volume] = volume_names_from_path(source);
+        const storage::VolumeState& original = service_.volume(source_pool, source_volume);
+        // On what it reads and on what it creates: a rule that limits a user to one pool holds.
+        Action reading =
+            service_.backing_outside_pools(original) ? Action::ManagePools : Action::ManageVolumes;
         when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                        Action::ManageVolumes, {{"pool", name_}, {"volume", name}},
-                        [this, source, name, options, job_options](const Caller& caller,
-                                                                   sdbus::Result<sdbus::ObjectPath>&& reply) {
+                        {{Action::ManageVolumes, {{"pool", name_}, {"volume", name}}},
+                         {reading, {{"pool", source_pool}, {"volume", source_volume}}}},
+                        [this, source_pool, source_volume, name, options,
+                         job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                             Options opts(options, "Pool.CloneVolume options", copy_option_keys());
-                            auto [source_pool, source_volume] = volume_names_from_path(source);
                             const storage::VolumeState& original =
                                 service_.volume(source_pool, source_volume);
                             JobSpec spec =
@@ -263,11 +273,12 @@ void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
     });
 }
 
-std::string PoolObject::GetXML(const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void PoolObject::GetXML(sdbus::Result<std::string>&& result, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options(options, "Pool.GetXML options", {});
-        authorizer_.require(getObject(), Action::Read, {{"pool", name_}});
-        return service_.pool_xml(name_);
+        reply_when_authorized(authorizer_, Caller::of(getObject()).without_interaction(), alive_,
+                              std::move(result), Action::Read, {{"pool", name_}},
+                              [this](const Caller&) { return service_.pool_xml(name_); });
     });
 }
 

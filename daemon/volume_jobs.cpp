@@ -180,7 +180,7 @@ bool make_new_volume(storage::StorageService& service, const std::string& pool, 
                      std::uint64_t capacity, storage::ImageTarget& target) {
     target.into_device = !service.writes_files(pool);
     if (!target.into_device) {
-        target.path = service.new_volume_file(pool, name);
+        target.path = service.new_volume_file(pool, name, target.format);
         return false;
     }
     require_raw_device_target(target, pool, name);
