@@ -49,7 +49,12 @@ struct Caller {
 struct Permission {
     Action action;
     std::map<std::string, std::string> details;
+    std::string reason = {}; ///< why the call needs it, put before polkit's refusal when not empty
 };
+
+/// Calls of one caller other than root that may wait for polkit at once: each holds its arguments (file
+/// descriptors too) until polkit answers, which can take minutes when it asks the user.
+inline constexpr std::size_t max_waiting_calls_per_caller = 32;
 
 class Authorizer {
   public:
@@ -82,6 +87,7 @@ class Authorizer {
     sdbus::IConnection& bus_;
     std::unique_ptr<sdbus::IProxy> polkit_;
     bool said_unreachable_ = false;
+    std::map<std::uint32_t, std::size_t> waiting_; ///< calls waiting for polkit, by caller uid
 };
 
 } // namespace vmstor::daemon

@@ -150,11 +150,30 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
     guarded([&] {
         Options opts(options, "CreateVolume options", create_option_keys());
         JobOptions job_options = JobOptions::from(opts);
+        Caller caller = Caller::of(getObject());
+        const std::map<std::string, std::string> target{{"pool", name_}, {"volume", name}};
+        std::vector<Permission> needed{{Action::ManageVolumes, target}};
+        // A file given to another account or group is a pool manager's decision.
+        auto owner = opts.u32("owner");
+        auto group = opts.u32("group");
+        if ((owner && *owner != caller.uid) || (group && !caller.in_group(*group)))
+            needed.push_back({Action::ManagePools, target,
+                              fmt::format("cannot create volume '{}' in pool '{}' for another owner or group",
+                                          name, name_)});
+        // So is a backing file outside every pool. A missing one is reported after authorization.
+        std::optional<std::string> backing_outside;
+        if (opts.signature("backing") == "s") {
+            try {
+                backing_outside = backing_outside_pools(service_, *opts.text("backing"), state().target_path);
+            } catch (const vmstor::Error&) {
+            }
+            if (backing_outside)
+                needed.push_back({Action::ManagePools, target, *backing_outside});
+        }
         when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes,
-            {{"pool", name_}, {"volume", name}},
-            [this, name, capacity, options, job_options](const Caller& caller,
-                                                         sdbus::Result<sdbus::ObjectPath>&& reply) {
+            authorizer_, caller, alive_, std::move(result), std::move(needed),
+            [this, name, capacity, options, job_options, granted_outside = backing_outside.has_value()](
+                const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 Options opts(options, "CreateVolume options", create_option_keys());
                 if (opts.has("encryption.secret"))
                     throw vmstor::Error(
@@ -188,15 +207,10 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                 request.permissions.owner = opts.u32("owner");
                 request.permissions.group = opts.u32("group");
                 service_.check_volume_request(request);
-                // A file given to another account or group is a pool manager's decision.
-                const auto& permissions = request.permissions;
-                if ((permissions.owner && *permissions.owner != caller.uid) ||
-                    (permissions.group && !caller.in_group(*permissions.group)))
-                    authorizer_.require(caller, Action::ManagePools, {{"pool", name_}, {"volume", name}});
                 if (opts.signature("backing") == "s")
-                    check_backing_path(service_, request.backing_path, state().target_path, [&] {
-                        authorizer_.require(caller, Action::ManagePools, {{"pool", name_}, {"volume", name}});
-                    });
+                    if (auto why = backing_outside_pools(service_, request.backing_path, state().target_path);
+                        why && !granted_outside)
+                        throw vmstor::Error(ErrorCode::NotAuthorized, *why); // moved out since authorized
 
                 if (!service_.writes_files(name_)) {
                     const storage::VolumeState& created = service_.create_volume(request);

@@ -343,15 +343,21 @@ void VolumeObject::Rebase(const Caller& caller, sdbus::Result<sdbus::ObjectPath>
     guarded([&] {
         Options opts(options, "Volume.Rebase options", rebase_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        when_authorized(authorizer_, caller, alive_, std::move(result), {opening(Action::ManageVolumes)},
-                        [this, backing, options, job_options](const Caller& caller,
-                                                              sdbus::Result<sdbus::ObjectPath>&& reply) {
-                            // A backing file outside every pool also needs manage-pools; asked without
-                            // interaction.
+        std::vector<Permission> needed{opening(Action::ManageVolumes)};
+        // A backing file outside every pool (a path, not a volume) also needs manage-pools.
+        bool outside = false;
+        if (backing.starts_with('/') && !backing.starts_with(std::string(root_path) + "/pool/"))
+            if (auto why = backing_outside_pools(service_, backing, "")) {
+                needed.push_back({Action::ManagePools, details(),
+                                  fmt::format("cannot rebase volume '{}': {}", name_, *why)});
+                outside = true;
+            }
+        when_authorized(authorizer_, caller, alive_, std::move(result), std::move(needed),
+                        [this, backing, options, job_options,
+                         outside](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                             JobSpec spec = rebase_volume_job(
                                 service_, state_, backing,
-                                Options(options, "Volume.Rebase options", rebase_option_keys()),
-                                [&] { authorizer_.require(caller, Action::ManagePools, details()); });
+                                Options(options, "Volume.Rebase options", rebase_option_keys()), outside);
                             spec.started_by_uid = caller.uid;
                             jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
                         });

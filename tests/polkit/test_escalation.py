@@ -22,6 +22,7 @@ from jobs_harness import JOB_TIMEOUT
 POOL = "org.vmstor.Storage1.Pool"
 NOT_AUTHORIZED = "org.vmstor.Storage1.Error.NotAuthorized"
 INVALID = "org.vmstor.Storage1.Error.InvalidArgument"
+JOB = "org.vmstor.Storage1.Job"
 MiB = 1024 * 1024
 OTHER_POOL = "elsewhere"
 # What the unit keeps of root's capabilities that matter here: without them the kernel itself would clear
@@ -246,6 +247,67 @@ class Escalation(PolkitTest):
             os.kill(self.env.polkitd_process.pid, signal.SIGCONT)
             if waiting is not None:
                 waiting.communicate(timeout=90)
+
+    # One caller cannot exhaust the daemon ---------------------------------------------------------
+    def test_one_caller_meets_a_bound_on_its_jobs_and_the_daemon_keeps_serving_others(self):
+        path = volume_path(self.pool_name, "mine-a.qcow2")
+        volume = iface(path, VOLUME)
+        got = self.call_as(VOLUMES_ACCOUNT, (
+            "jobs, errors = [], []\n"
+            "for n in range(24):\n"
+            "    try:\n"
+            f"        jobs.append({volume}.Download(dbus.types.UnixFd(open('/dev/null', 'wb')), "
+            "sv(rate_limit=dbus.UInt64(1))))\n"
+            "    except dbus.exceptions.DBusException as e:\n"
+            "        errors.append((e.get_dbus_name(), e.get_dbus_message()))\n"
+            "print(len(jobs))\n"
+            "for name, message in errors:\n"
+            "    print(name, '|', message.replace(chr(10), ' '))\n"
+            "for job in jobs:\n"
+            f"    dbus.Interface(bus.get_object(BUS_NAME, job), {JOB!r}).Cancel(sv())\n"))
+        self.assertEqual(got[0], "16", got)
+        self.assertEqual(len(got), 1 + 24 - 16, got)
+        for line in got[1:]:
+            self.assertTrue(line.startswith("org.vmstor.Storage1.Error.LimitExceeded"), line)
+            self.assertIn("16", line)
+        # Meanwhile and after, other callers are served, and the same caller may start jobs again.
+        job = self.pool(self.pool_name).CloneVolume(dbus.ObjectPath(path), "after-limit.qcow2",
+                                                   sv(wait=True), timeout=JOB_TIMEOUT)
+        self.assert_completed(job)
+
+    def test_calls_waiting_for_polkit_are_bounded_per_caller(self):
+        path = volume_path(self.pool_name, "mine-a.qcow2")
+        waiting = None
+        os.kill(self.env.polkitd_process.pid, signal.SIGSTOP)
+        try:
+            code = (self.client_prelude() +
+                    "import dbus.mainloop.glib\nfrom gi.repository import GLib\n"
+                    f"volume = {iface(path, VOLUME)}\n"
+                    "answers = []\n"
+                    "loop = GLib.MainLoop()\n"
+                    "def error(e):\n"
+                    "    answers.append(e.get_dbus_name())\n"
+                    "    if answers.count('org.vmstor.Storage1.Error.LimitExceeded') == 8:\n"
+                    "        print('\\n'.join(answers), flush=True)\n"
+                    "        loop.quit()\n"
+                    "for n in range(40):\n"
+                    "    volume.Info(sv(), reply_handler=lambda *a: answers.append('ok'), error_handler=error, "
+                    "timeout=60)\n"
+                    "GLib.timeout_add_seconds(30, loop.quit)\n")
+            code = code.replace("import sys, dbus\n", "import sys, dbus, dbus.mainloop.glib\n"
+                                "dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)\n", 1)
+            code += "loop.run()\n"
+            waiting = subprocess.Popen(["runuser", "-u", VOLUMES_ACCOUNT, "--", "/usr/bin/python3", "-c", code],
+                                       stdout=subprocess.PIPE, text=True, cwd="/")
+            first = [waiting.stdout.readline().strip() for _ in range(8)]
+            self.assertEqual(first, ["org.vmstor.Storage1.Error.LimitExceeded"] * 8,
+                             "the calls over the bound were not refused at once while polkit hung")
+            # Root is answered meanwhile.
+            self.volume(self.pool_name, "mine-a.qcow2").Info(sv())
+        finally:
+            os.kill(self.env.polkitd_process.pid, signal.SIGCONT)
+            if waiting is not None:
+                waiting.communicate(timeout=60)
 
 
 if __name__ == "__main__":
