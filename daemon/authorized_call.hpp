@@ -13,6 +13,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace vmstor::daemon {
 
@@ -23,17 +24,16 @@ inline Liveness make_liveness() {
     return std::make_shared<int>(0);
 }
 
-/// @brief Asks polkit whether `caller` may do `action`, then runs `body(caller, result)` on the main loop.
-/// A refusal, an object gone meanwhile, or whatever `body` throws becomes the call's named error. `body`
-/// replies through (or hands on) `result` as its last step: it must not throw after that.
+/// @brief Asks polkit whether `caller` has every permission in `needed`, then runs `body(caller, result)` on
+/// the main loop. A refusal, an object gone meanwhile, or whatever `body` throws becomes the call's named
+/// error. `body` replies through (or hands on) `result` as its last step: it must not throw after that.
 template <typename... Results, typename Body>
 void when_authorized(Authorizer& authorizer, const Caller& caller, const Liveness& alive,
-                     sdbus::Result<Results...>&& result, Action action,
-                     const std::map<std::string, std::string>& details, Body body) {
+                     sdbus::Result<Results...>&& result, std::vector<Permission> needed, Body body) {
     auto reply = std::make_shared<sdbus::Result<Results...>>(std::move(result));
     std::weak_ptr<int> object = alive;
-    authorizer.check(
-        caller, action, details,
+    authorizer.check_all(
+        caller, std::move(needed),
         [reply, object, caller, body = std::move(body)](std::exception_ptr refused) mutable {
             if (!refused && object.expired())
                 refused = std::make_exception_ptr(vmstor::Error(
@@ -51,13 +51,21 @@ void when_authorized(Authorizer& authorizer, const Caller& caller, const Livenes
         });
 }
 
+/// @brief when_authorized() for one action on the object that `details` names.
+template <typename... Results, typename Body>
+void when_authorized(Authorizer& authorizer, const Caller& caller, const Liveness& alive,
+                     sdbus::Result<Results...>&& result, Action action,
+                     const std::map<std::string, std::string>& details, Body body) {
+    when_authorized(authorizer, caller, alive, std::move(result), std::vector<Permission>{{action, details}},
+                    std::move(body));
+}
+
 /// @brief when_authorized() for a method whose work is quick: `body(caller)` returns the results (or
 /// nothing), which are sent as the reply.
 template <typename... Results, typename Body>
 void reply_when_authorized(Authorizer& authorizer, const Caller& caller, const Liveness& alive,
-                           sdbus::Result<Results...>&& result, Action action,
-                           const std::map<std::string, std::string>& details, Body body) {
-    when_authorized(authorizer, caller, alive, std::move(result), action, details,
+                           sdbus::Result<Results...>&& result, std::vector<Permission> needed, Body body) {
+    when_authorized(authorizer, caller, alive, std::move(result), std::move(needed),
                     [body = std::move(body)](const Caller& who, sdbus::Result<Results...>&& reply) mutable {
                         if constexpr (sizeof...(Results) == 0) {
                             body(who);
@@ -66,6 +74,14 @@ void reply_when_authorized(Authorizer& authorizer, const Caller& caller, const L
                             reply.returnResults(body(who));
                         }
                     });
+}
+
+template <typename... Results, typename Body>
+void reply_when_authorized(Authorizer& authorizer, const Caller& caller, const Liveness& alive,
+                           sdbus::Result<Results...>&& result, Action action,
+                           const std::map<std::string, std::string>& details, Body body) {
+    reply_when_authorized(authorizer, caller, alive, std::move(result),
+                          std::vector<Permission>{{action, details}}, std::move(body));
 }
 
 } // namespace vmstor::daemon

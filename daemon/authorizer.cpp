@@ -120,6 +120,15 @@ void Authorizer::check(const Caller& caller, Action action, const std::map<std::
         done(nullptr);
         return;
     }
+    if (waiting_[caller.uid] >= max_waiting_calls_per_caller) {
+        done(std::make_exception_ptr(vmstor::Error(
+            ErrorCode::LimitExceeded,
+            fmt::format("{}: uid {} has {} calls waiting for polkit already, the most one caller may have; "
+                        "try again when they are answered",
+                        caller.member, caller.uid, max_waiting_calls_per_caller))));
+        return;
+    }
+    ++waiting_[caller.uid];
     std::string id(action_id(action));
     std::uint32_t flags = caller.interactive ? allow_user_interaction : 0;
     spdlog::debug("asking polkit whether {} (uid {}) may do {} for {}, flags {}", caller.sender, caller.uid,
@@ -132,6 +141,8 @@ void Authorizer::check(const Caller& caller, Action action, const std::map<std::
         .withArguments(subject_of(caller), id, details, flags, std::string())
         .uponReplyInvoke([this, caller, action, done = std::move(done)](const sdbus::Error* error,
                                                                         const Verdict& verdict) {
+            if (auto waiting = waiting_.find(caller.uid); waiting != waiting_.end() && --waiting->second == 0)
+                waiting_.erase(waiting);
             std::exception_ptr refused;
             if (error) {
                 if (!std::exchange(said_unreachable_, true))
@@ -151,6 +162,33 @@ void Authorizer::check(const Caller& caller, Action action, const std::map<std::
                 spdlog::error("after polkit answered for {}: unknown failure", caller.member);
             }
         });
+}
+
+void Authorizer::check_all(const Caller& caller, std::vector<Permission> needed,
+                           std::function<void(std::exception_ptr refused)> done) {
+    if (needed.empty()) {
+        done(nullptr);
+        return;
+    }
+    Permission first = std::move(needed.front());
+    needed.erase(needed.begin());
+    check(caller, first.action, first.details,
+          [this, caller, reason = first.reason, rest = std::move(needed),
+           done = std::move(done)](std::exception_ptr refused) mutable {
+              if (!refused) {
+                  check_all(caller, std::move(rest), std::move(done));
+                  return;
+              }
+              try {
+                  std::rethrow_exception(refused);
+              } catch (const vmstor::Error& e) {
+                  if (!reason.empty() && e.code() == ErrorCode::NotAuthorized)
+                      refused = std::make_exception_ptr(
+                          vmstor::Error(e.code(), fmt::format("{}: {}", reason, e.what())));
+              } catch (...) {
+              }
+              done(refused);
+          });
 }
 
 } // namespace vmstor::daemon

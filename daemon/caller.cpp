@@ -1,11 +1,18 @@
 #include "caller.hpp"
 
+#include "authorizer.hpp"
+
 #include "raw_bus.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <grp.h>
+#include <pwd.h>
 #include <sdbus-c++/Error.h>
 #include <string_view>
 #include <systemd/sd-bus.h>
+#include <unistd.h>
+#include <vector>
 
 namespace vmstor::daemon {
 
@@ -74,6 +81,27 @@ bool caller_allows_interaction(const sdbus::Message& message) {
     if (!m || sd_bus_message_get_allow_interactive_authorization(m) <= 0)
         return false;
     return !options_forbid_interaction(m);
+}
+
+bool Caller::in_group(std::uint32_t gid) const {
+    if (internal || uid == 0)
+        return true;
+    std::vector<char> buffer(16384);
+    struct passwd entry {};
+    struct passwd* found = nullptr;
+    if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || !found)
+        return false; // an account without a name has no groups to speak of
+    if (found->pw_gid == gid)
+        return true;
+    int count = 64;
+    std::vector<gid_t> groups(static_cast<std::size_t>(count));
+    if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) {
+        groups.resize(static_cast<std::size_t>(count));
+        if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0)
+            return false;
+    }
+    groups.resize(static_cast<std::size_t>(count));
+    return std::find(groups.begin(), groups.end(), gid) != groups.end();
 }
 
 } // namespace vmstor::daemon

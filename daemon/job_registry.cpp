@@ -170,7 +170,21 @@ void JobRegistry::run_briefly(const std::string& file, std::function<void()> wor
     });
 }
 
+void JobRegistry::refuse_over_limit(std::uint32_t uid, const std::string& what) const {
+    std::size_t limit = uid == 0 ? max_jobs_for_root : max_jobs_per_caller;
+    std::size_t running = 0;
+    for (const auto& [id, job] : jobs_)
+        running += job->running() && job->started_by_uid() == uid;
+    if (running >= limit)
+        throw vmstor::Error(ErrorCode::LimitExceeded,
+                            fmt::format("cannot start {}: uid {} has {} jobs running or queued, the most one "
+                                        "caller may have (root: {}, others: {}); wait for one to end or "
+                                        "cancel one",
+                                        what, uid, running, max_jobs_for_root, max_jobs_per_caller));
+}
+
 sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
+    refuse_over_limit(spec.started_by_uid, spec.operation);
     std::vector<std::string> held = spec.files;
     held.insert(held.end(), spec.read_files.begin(), spec.read_files.end());
     claim_files(held, spec.operation);

@@ -63,6 +63,7 @@ class JobObject final
 
     const std::shared_ptr<storage::JobContext>& context() const { return context_; }
     bool running() const { return state_ == "running"; }
+    std::uint32_t started_by_uid() const { return started_by_uid_; }
     const std::string& operation() const { return operation_; }
     /// @brief Recomputes rate and expected end from the counters; emits what changed.
     void tick();
@@ -103,6 +104,11 @@ class JobObject final
     Liveness alive_ = make_liveness();
 };
 
+/// Jobs running or queued that one caller may have at once (root, and vmstord itself, has the larger
+/// bound): each may hold a file descriptor and a worker's time.
+inline constexpr std::size_t max_jobs_per_caller = 16;
+inline constexpr std::size_t max_jobs_for_root = 256;
+
 class JobRegistry {
   public:
     JobRegistry(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers,
@@ -111,7 +117,8 @@ class JobRegistry {
     ~JobRegistry();
 
     /// @brief Creates the job object and queues its work; returns the job's path at once. Throws Busy
-    /// when another running job holds one of spec.files.
+    /// when another running job holds one of spec.files, LimitExceeded when the caller has as many jobs
+    /// running or queued as it may.
     sdbus::ObjectPath start(JobSpec spec);
     /// @brief Replies to `result` with the job's path when it ends (or its error, if it failed).
     void reply_when_done(const sdbus::ObjectPath& job, sdbus::Result<sdbus::ObjectPath>&& result);
@@ -127,6 +134,7 @@ class JobRegistry {
 
   private:
     void claim_files(const std::vector<std::string>& files, const std::string& what) const;
+    void refuse_over_limit(std::uint32_t uid, const std::string& what) const;
     void complete(std::uint64_t id, bool success, const std::string& error_name, const std::string& message);
     void schedule_tick();
 

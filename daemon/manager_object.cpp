@@ -40,37 +40,42 @@ void ManagerObject::connection_changed() {
     emitPropertiesChangedSignal(manager_interface, {"Connected", "LibvirtVersion", "PoolTypes"});
 }
 
-std::map<std::string, sdbus::Variant>
-ManagerObject::GetPoolCapabilities(const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void ManagerObject::GetPoolCapabilities(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                                        std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options(options, "GetPoolCapabilities options", {});
-        authorizer_.require(getObject(), Action::Read, {});
-        std::map<std::string, sdbus::Variant> out;
-        for (const auto& caps : service_.pool_capabilities()) {
-            std::map<std::string, sdbus::Variant> entry;
-            entry["supported"] = caps.supported;
-            entry["source_formats"] = caps.source_formats;
-            entry["volume_formats"] = caps.volume_formats;
-            entry["required"] = virt::required_pool_fields(caps.type);
-            out[caps.type] = entry;
-        }
-        return out;
+        reply_when_authorized(authorizer_, Caller::of(getObject()).without_interaction(), alive_,
+                              std::move(result), Action::Read, {}, [this](const Caller&) {
+                                  std::map<std::string, sdbus::Variant> out;
+                                  for (const auto& caps : service_.pool_capabilities()) {
+                                      std::map<std::string, sdbus::Variant> entry;
+                                      entry["supported"] = caps.supported;
+                                      entry["source_formats"] = caps.source_formats;
+                                      entry["volume_formats"] = caps.volume_formats;
+                                      entry["required"] = virt::required_pool_fields(caps.type);
+                                      out[caps.type] = entry;
+                                  }
+                                  return out;
+                              });
     });
 }
 
-std::vector<std::map<std::string, sdbus::Variant>>
-ManagerObject::FindPoolSources(const std::string& type, const std::map<std::string, sdbus::Variant>& source,
-                               const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void ManagerObject::FindPoolSources(
+    sdbus::Result<std::vector<std::map<std::string, sdbus::Variant>>>&& result, std::string type,
+    std::map<std::string, sdbus::Variant> source, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options(options, "FindPoolSources options", {});
-        authorizer_.require(getObject(), Action::Read, {{"type", type}});
         if (type.empty())
             throw vmstor::Error(ErrorCode::InvalidArgument, "FindPoolSources: the pool type is empty");
         virt::PoolSource hint = read_pool_source(source, "FindPoolSources source");
-        std::vector<std::map<std::string, sdbus::Variant>> out;
-        for (const auto& found : service_.find_pool_sources(type, hint))
-            out.push_back(source_to_map(found));
-        return out;
+        reply_when_authorized(authorizer_, Caller::of(getObject()).without_interaction(), alive_,
+                              std::move(result), Action::Read, {{"type", type}},
+                              [this, type, hint](const Caller&) {
+                                  std::vector<std::map<std::string, sdbus::Variant>> out;
+                                  for (const auto& found : service_.find_pool_sources(type, hint))
+                                      out.push_back(source_to_map(found));
+                                  return out;
+                              });
     });
 }
 
@@ -111,24 +116,28 @@ void ManagerObject::DefinePoolXML(sdbus::Result<sdbus::ObjectPath>&& result, std
     });
 }
 
-sdbus::ObjectPath ManagerObject::LookupVolumeByPath(const std::string& path,
-                                                    const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void ManagerObject::LookupVolumeByPath(sdbus::Result<sdbus::ObjectPath>&& result, std::string path,
+                                       std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options(options, "LookupVolumeByPath options", {});
-        authorizer_.require(getObject(), Action::Read, {{"path", path}});
         if (path.empty() || path.front() != '/')
             throw vmstor::Error(ErrorCode::InvalidArgument,
                                 fmt::format("LookupVolumeByPath: '{}' is not an absolute path", path));
-        auto [pool, volume] = service_.lookup_volume_by_path(path);
-        return sdbus::ObjectPath(volume_path(pool, volume));
+        reply_when_authorized(authorizer_, Caller::of(getObject()).without_interaction(), alive_,
+                              std::move(result), Action::Read, {{"path", path}}, [this, path](const Caller&) {
+                                  auto [pool, volume] = service_.lookup_volume_by_path(path);
+                                  return sdbus::ObjectPath(volume_path(pool, volume));
+                              });
     });
 }
 
-std::vector<sdbus::ObjectPath> ManagerObject::ListJobs(const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void ManagerObject::ListJobs(sdbus::Result<std::vector<sdbus::ObjectPath>>&& result,
+                             std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options(options, "ListJobs options", {});
-        authorizer_.require(getObject(), Action::Read, {});
-        return jobs_.paths();
+        reply_when_authorized(authorizer_, Caller::of(getObject()).without_interaction(), alive_,
+                              std::move(result), Action::Read, {},
+                              [this](const Caller&) { return jobs_.paths(); });
     });
 }
 

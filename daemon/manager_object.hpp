@@ -25,19 +25,20 @@ class ManagerObject final
     void connection_changed();
 
   private:
-    std::map<std::string, sdbus::Variant>
-    GetPoolCapabilities(const std::map<std::string, sdbus::Variant>& options) override;
-    std::vector<std::map<std::string, sdbus::Variant>>
-    FindPoolSources(const std::string& type, const std::map<std::string, sdbus::Variant>& source,
-                    const std::map<std::string, sdbus::Variant>& options) override;
+    void GetPoolCapabilities(sdbus::Result<std::map<std::string, sdbus::Variant>>&& result,
+                             std::map<std::string, sdbus::Variant> options) override;
+    void FindPoolSources(sdbus::Result<std::vector<std::map<std::string, sdbus::Variant>>>&& result,
+                         std::string type, std::map<std::string, sdbus::Variant> source,
+                         std::map<std::string, sdbus::Variant> options) override;
     void CreatePool(sdbus::Result<sdbus::ObjectPath>&& result, std::string name, std::string type,
                     std::map<std::string, sdbus::Variant> definition,
                     std::map<std::string, sdbus::Variant> options) override;
     void DefinePoolXML(sdbus::Result<sdbus::ObjectPath>&& result, std::string xml,
                        std::map<std::string, sdbus::Variant> options) override;
-    sdbus::ObjectPath LookupVolumeByPath(const std::string& path,
-                                         const std::map<std::string, sdbus::Variant>& options) override;
-    std::vector<sdbus::ObjectPath> ListJobs(const std::map<std::string, sdbus::Variant>& options) override;
+    void LookupVolumeByPath(sdbus::Result<sdbus::ObjectPath>&& result, std::string path,
+                            std::map<std::string, sdbus::Variant> options) override;
+    void ListJobs(sdbus::Result<std::vector<sdbus::ObjectPath>>&& result,
+                  std::map<std::string, sdbus::Variant> options) override;
 
     std::string Version() override;
     std::string LibvirtURI() override;

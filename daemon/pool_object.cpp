@@ -150,11 +150,30 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
     guarded([&] {
         Options opts(options, "CreateVolume options", create_option_keys());
         JobOptions job_options = JobOptions::from(opts);
+        Caller caller = Caller::of(getObject());
+        const std::map<std::string, std::string> target{{"pool", name_}, {"volume", name}};
+        std::vector<Permission> needed{{Action::ManageVolumes, target}};
+        // A file given to another account or group is a pool manager's decision.
+        auto owner = opts.u32("owner");
+        auto group = opts.u32("group");
+        if ((owner && *owner != caller.uid) || (group && !caller.in_group(*group)))
+            needed.push_back({Action::ManagePools, target,
+                              fmt::format("cannot create volume '{}' in pool '{}' for another owner or group",
+                                          name, name_)});
+        // So is a backing file outside every pool. A missing one is reported after authorization.
+        std::optional<std::string> backing_outside;
+        if (opts.signature("backing") == "s") {
+            try {
+                backing_outside = backing_outside_pools(service_, *opts.text("backing"), state().target_path);
+            } catch (const vmstor::Error&) {
+            }
+            if (backing_outside)
+                needed.push_back({Action::ManagePools, target, *backing_outside});
+        }
         when_authorized(
-            authorizer_, Caller::of(getObject()), alive_, std::move(result), Action::ManageVolumes,
-            {{"pool", name_}, {"volume", name}},
-            [this, name, capacity, options, job_options](const Caller& caller,
-                                                         sdbus::Result<sdbus::ObjectPath>&& reply) {
+            authorizer_, caller, alive_, std::move(result), std::move(needed),
+            [this, name, capacity, options, job_options, granted_outside = backing_outside.has_value()](
+                const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 Options opts(options, "CreateVolume options", create_option_keys());
                 if (opts.has("encryption.secret"))
                     throw vmstor::Error(
@@ -189,16 +208,16 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                 request.permissions.group = opts.u32("group");
                 service_.check_volume_request(request);
                 if (opts.signature("backing") == "s")
-                    check_backing_path(service_, request.backing_path, state().target_path, [&] {
-                        authorizer_.require(caller, Action::ManagePools, {{"pool", name_}, {"volume", name}});
-                    });
+                    if (auto why = backing_outside_pools(service_, request.backing_path, state().target_path);
+                        why && !granted_outside)
+                        throw vmstor::Error(ErrorCode::NotAuthorized, *why); // moved out since authorized
 
                 if (!service_.writes_files(name_)) {
                     const storage::VolumeState& created = service_.create_volume(request);
                     reply.returnResults(sdbus::ObjectPath(volume_path(created.pool, created.name)));
                     return;
                 }
-                std::string path = service_.new_volume_file(name_, name);
+                std::string path = service_.new_volume_file(name_, name, request.format);
                 if (request.preallocation == "off") {
                     storage::create_image_file(path, request);
                     service_.volume_file_changed(name_, name);
@@ -247,12 +266,17 @@ void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
     guarded([&] {
         Options opts(options, "Pool.CloneVolume options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
+        auto [source_pool, source_volume] = volume_names_from_path(source);
+        const storage::VolumeState& original = service_.volume(source_pool, source_volume);
+        // On what it reads and on what it creates: a rule that limits a user to one pool holds.
+        Action reading =
+            service_.backing_outside_pools(original) ? Action::ManagePools : Action::ManageVolumes;
         when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                        Action::ManageVolumes, {{"pool", name_}, {"volume", name}},
-                        [this, source, name, options, job_options](const Caller& caller,
-                                                                   sdbus::Result<sdbus::ObjectPath>&& reply) {
+                        {{Action::ManageVolumes, {{"pool", name_}, {"volume", name}}},
+                         {reading, {{"pool", source_pool}, {"volume", source_volume}}}},
+                        [this, source_pool, source_volume, name, options,
+                         job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                             Options opts(options, "Pool.CloneVolume options", copy_option_keys());
-                            auto [source_pool, source_volume] = volume_names_from_path(source);
                             const storage::VolumeState& original =
                                 service_.volume(source_pool, source_volume);
                             JobSpec spec =
@@ -263,11 +287,12 @@ void PoolObject::CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
     });
 }
 
-std::string PoolObject::GetXML(const std::map<std::string, sdbus::Variant>& options) {
-    return guarded([&] {
+void PoolObject::GetXML(sdbus::Result<std::string>&& result, std::map<std::string, sdbus::Variant> options) {
+    guarded([&] {
         Options(options, "Pool.GetXML options", {});
-        authorizer_.require(getObject(), Action::Read, {{"pool", name_}});
-        return service_.pool_xml(name_);
+        reply_when_authorized(authorizer_, Caller::of(getObject()).without_interaction(), alive_,
+                              std::move(result), Action::Read, {{"pool", name_}},
+                              [this](const Caller&) { return service_.pool_xml(name_); });
     });
 }
 

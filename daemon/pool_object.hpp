@@ -38,7 +38,7 @@ class PoolObject final
                       std::map<std::string, sdbus::Variant> options) override;
     void CloneVolume(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath source, std::string name,
                      std::map<std::string, sdbus::Variant> options) override;
-    std::string GetXML(const std::map<std::string, sdbus::Variant>& options) override;
+    void GetXML(sdbus::Result<std::string>&& result, std::map<std::string, sdbus::Variant> options) override;
 
     std::string Name() override { return name_; }
     std::string UUID() override { return state().uuid; }

@@ -113,8 +113,12 @@ void SnapshotObject::CloneTo(sdbus::Result<sdbus::ObjectPath>&& result, sdbus::O
         Options opts(options, "Snapshot.CloneTo options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         std::string target_pool = pool_name_from_path(pool);
+        const storage::VolumeState& parent = service_.volume(pool_, volume_);
+        Action reading = service_.backing_outside_pools(parent) ? Action::ManagePools : Action::ManageVolumes;
+        // On what it reads and on what it creates: a rule that limits a user to one pool holds.
         when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                        Action::ManageVolumes, {{"pool", target_pool}, {"volume", name}},
+                        {{Action::ManageVolumes, {{"pool", target_pool}, {"volume", name}}},
+                         {reading, {{"pool", pool_}, {"volume", volume_}}}},
                         [this, target_pool, name, options,
                          job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                             JobSpec spec = copy_volume_job(

@@ -180,7 +180,7 @@ bool make_new_volume(storage::StorageService& service, const std::string& pool, 
                      std::uint64_t capacity, storage::ImageTarget& target) {
     target.into_device = !service.writes_files(pool);
     if (!target.into_device) {
-        target.path = service.new_volume_file(pool, name);
+        target.path = service.new_volume_file(pool, name, target.format);
         return false;
     }
     require_raw_device_target(target, pool, name);
@@ -213,27 +213,18 @@ void check_volume_file(storage::StorageService& service, const storage::VolumeSt
         storage::VolumeFile(volume.path, O_RDONLY);
 }
 
-void check_backing_path(const storage::StorageService& service, const std::string& backing,
-                        const std::string& base_dir, const RequireManagePools& require_manage_pools) {
+std::optional<std::string> backing_outside_pools(const storage::StorageService& service,
+                                                 const std::string& backing, const std::string& base_dir) {
     std::string path = backing.starts_with('/') ? backing : base_dir + "/" + backing;
     auto resolved = canonical(path);
     if (!resolved)
         throw vmstor::Error(ErrorCode::InvalidArgument,
                             fmt::format("the backing file '{}' does not exist", path));
     if (inside_a_pool(service, *resolved))
-        return;
-    std::string why = fmt::format("the backing file '{}' ({}) is outside every pool's target directory, "
-                                  "which needs the polkit action org.vmstor.storage1.manage-pools",
-                                  path, *resolved);
-    if (!require_manage_pools)
-        throw vmstor::Error(ErrorCode::NotAuthorized, why);
-    try {
-        require_manage_pools();
-    } catch (const vmstor::Error& e) {
-        if (e.code() != ErrorCode::NotAuthorized)
-            throw;
-        throw vmstor::Error(ErrorCode::NotAuthorized, fmt::format("{}: {}", why, e.what()));
-    }
+        return std::nullopt;
+    return fmt::format("the backing file '{}' ({}) is outside every pool's target directory, which needs "
+                       "the polkit action org.vmstor.storage1.manage-pools",
+                       path, *resolved);
 }
 
 std::vector<OptionSpec> copy_option_keys() {
@@ -442,8 +433,7 @@ JobSpec commit_volume_job(storage::StorageService& service, const storage::Volum
 }
 
 JobSpec rebase_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
-                          const std::string& backing, const Options& options,
-                          const RequireManagePools& require_manage_pools) {
+                          const std::string& backing, const Options& options, bool manage_pools_granted) {
     if (volume.format != "qcow2")
         throw vmstor::Error(
             ErrorCode::InvalidArgument,
@@ -476,7 +466,8 @@ JobSpec rebase_volume_job(storage::StorageService& service, const storage::Volum
                             fmt::format("cannot rebase volume '{}' onto itself", volume.name));
     if (!backing_path.empty()) {
         try {
-            check_backing_path(service, backing_path, "", require_manage_pools);
+            if (auto why = backing_outside_pools(service, backing_path, ""); why && !manage_pools_granted)
+                throw vmstor::Error(ErrorCode::NotAuthorized, *why);
         } catch (const vmstor::Error& e) {
             throw vmstor::Error(e.code(),
                                 fmt::format("cannot rebase volume '{}': {}", volume.name, e.what()));

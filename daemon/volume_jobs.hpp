@@ -15,17 +15,15 @@
 
 namespace vmstor::daemon {
 
-/// @brief Throws NotAuthorized unless the caller may do something that needs manage-pools.
-using RequireManagePools = std::function<void()>;
-
 /// @brief Refuses (NotAuthorized) a volume of a pool with a directory whose file is a symlink, a hard
 /// link or not a regular file: vmstord opens volume files only beneath their pool directory.
 void check_volume_file(storage::StorageService& service, const storage::VolumeState& volume);
 
-/// @brief Refuses a backing file outside every pool's target directory (after resolving symlinks and
-/// `..`; a relative `backing` is taken from `base_dir`) unless `require_manage_pools` lets the caller.
-void check_backing_path(const storage::StorageService& service, const std::string& backing,
-                        const std::string& base_dir, const RequireManagePools& require_manage_pools);
+/// @brief When the backing file `backing` lies outside every pool's target directory (after resolving
+/// symlinks and `..`; a relative `backing` is taken from `base_dir`), why that needs manage-pools;
+/// nullopt inside a pool. Throws InvalidArgument when it does not exist.
+std::optional<std::string> backing_outside_pools(const storage::StorageService& service,
+                                                 const std::string& backing, const std::string& base_dir);
 
 /// @brief The option keys of a copy (Pool.CloneVolume, Volume.Convert), the job options included.
 std::vector<OptionSpec> copy_option_keys();
@@ -53,10 +51,9 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
 JobSpec commit_volume_job(storage::StorageService& service, const storage::VolumeState& overlay,
                           const Options& options);
 /// @brief Volume.Rebase: put this qcow2 volume on another backing file (or none). A backing file
-/// outside every pool needs `require_manage_pools`; without it, such a file is always refused.
+/// outside every pool is refused unless the caller was granted manage-pools for it.
 JobSpec rebase_volume_job(storage::StorageService& service, const storage::VolumeState& volume,
-                          const std::string& backing, const Options& options,
-                          const RequireManagePools& require_manage_pools = {});
+                          const std::string& backing, const Options& options, bool manage_pools_granted);
 /// @brief Pool.Build.
 JobSpec build_pool_job(storage::StorageService& service, const std::string& pool);
 

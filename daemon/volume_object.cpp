@@ -75,6 +75,10 @@ void VolumeObject::not_yet(std::string_view member) const {
                                     member, name_, pool_));
 }
 
+Permission VolumeObject::opening(Action usual) const {
+    return {service_.backing_outside_pools(state_) ? Action::ManagePools : usual, details()};
+}
+
 void VolumeObject::refuse_if_busy(std::string_view what, bool backing_users) const {
     if (storage::image_locked_for_writing(state_.path))
         throw vmstor::Error(ErrorCode::Busy,
@@ -114,7 +118,7 @@ void VolumeObject::Wipe(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&&
         Options opts(options, "Volume.Wipe options", wipe_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), {opening(Action::ManageVolumes)},
             [this, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = wipe_volume_job(service_, state_,
                                                Options(options, "Volume.Wipe options", wipe_option_keys()));
@@ -130,7 +134,7 @@ void VolumeObject::Download(const Caller& caller, sdbus::Result<sdbus::ObjectPat
         Options opts(options, "Volume.Download options", stream_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), {opening(Action::ManageVolumes)},
             [this, fd, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = download_volume_job(
                     service_, state_, fd, Options(options, "Volume.Download options", stream_option_keys()));
@@ -146,7 +150,7 @@ void VolumeObject::Upload(const Caller& caller, sdbus::Result<sdbus::ObjectPath>
         Options opts(options, "Volume.Upload options", stream_option_keys());
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), {opening(Action::ManageVolumes)},
             [this, fd, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = upload_volume_job(
                     service_, state_, fd, Options(options, "Volume.Upload options", stream_option_keys()));
@@ -162,7 +166,7 @@ void VolumeObject::Check(const Caller& caller, sdbus::Result<Dict>&& result, Dic
         std::string repair = opts.text("repair").value_or("");
         reply_when_authorized(
             authorizer_, caller, alive_, std::move(result),
-            repair.empty() ? Action::Read : Action::ManageVolumes, details(), [this, repair](const Caller&) {
+            {opening(repair.empty() ? Action::Read : Action::ManageVolumes)}, [this, repair](const Caller&) {
                 check_volume_file(service_, state_);
                 if (!repair.empty() && repair != "leaks" && repair != "all")
                     throw vmstor::Error(
@@ -188,14 +192,18 @@ void VolumeObject::Check(const Caller& caller, sdbus::Result<Dict>&& result, Dic
     });
 }
 
-std::string VolumeObject::Info(const Caller& caller, const Dict& options) {
-    return guarded([&] {
+void VolumeObject::Info(const Caller& caller, sdbus::Result<std::string>&& result, Dict options) {
+    guarded([&] {
         Options opts(options, "Volume.Info options", {{"backing-chain", "b"}});
-        authorizer_.require(caller, Action::Read, details());
-        check_volume_file(service_, state_);
-        if (std::string format = service_.data_format(state_); format != "raw" && format != "qcow2")
-            not_yet("Info of a volume that is neither raw nor qcow2");
-        return storage::image_info_json(service_.image_of(state_), opts.flag("backing-chain", false));
+        bool chain = opts.flag("backing-chain", false);
+        reply_when_authorized(authorizer_, caller.without_interaction(), alive_, std::move(result),
+                              {opening(Action::Read)}, [this, chain](const Caller&) {
+                                  check_volume_file(service_, state_);
+                                  if (std::string format = service_.data_format(state_);
+                                      format != "raw" && format != "qcow2")
+                                      not_yet("Info of a volume that is neither raw nor qcow2");
+                                  return storage::image_info_json(service_.image_of(state_), chain);
+                              });
     });
 }
 
@@ -204,7 +212,10 @@ void VolumeObject::Convert(const Caller& caller, sdbus::Result<sdbus::ObjectPath
     guarded([&] {
         Options opts(options, "Volume.Convert options", copy_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
+        // On what it reads and on what it creates: a rule that limits a user to one pool holds.
+        when_authorized(authorizer_, caller, alive_, std::move(result),
+                        {opening(Action::ManageVolumes),
+                         {Action::ManageVolumes, {{"pool", pool_name_from_path(pool)}, {"volume", name}}}},
                         [this, pool, name, options, job_options](const Caller& caller,
                                                                  sdbus::Result<sdbus::ObjectPath>&& reply) {
                             JobSpec spec = copy_volume_job(
@@ -223,8 +234,9 @@ void VolumeObject::CreateSnapshot(const Caller& caller, sdbus::Result<sdbus::Obj
         Options opts(options, "Volume.CreateSnapshot options", {});
         validate_name("snapshot", name);
         when_authorized(
-            authorizer_, caller, alive_, std::move(result), Action::ManageSnapshots,
-            {{"pool", pool_}, {"volume", name_}, {"snapshot", name}},
+            authorizer_, caller, alive_, std::move(result),
+            {{service_.backing_outside_pools(state_) ? Action::ManagePools : Action::ManageSnapshots,
+              {{"pool", pool_}, {"volume", name_}, {"snapshot", name}}}},
             [this, name](const Caller&, sdbus::Result<sdbus::ObjectPath>&& result) {
                 if (state_.format != "qcow2")
                     throw vmstor::Error(
@@ -289,8 +301,10 @@ void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::Obje
         request.name = name;
         request.cluster_size = opts.u64("cluster_size");
         request.lazy_refcounts = opts.flag("lazy_refcounts", false);
-        reply_when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes,
-                              details(), [this, request](const Caller&) mutable {
+        reply_when_authorized(authorizer_, caller, alive_, std::move(result),
+                              {opening(Action::ManageVolumes),
+                               {Action::ManageVolumes, {{"pool", pool_}, {"volume", request.name}}}},
+                              [this, request](const Caller&) mutable {
                                   std::string format = service_.data_format(state_);
                                   if (format != "raw" && format != "qcow2")
                                       not_yet("CreateOverlay of a non-raw, non-qcow2 volume");
@@ -300,8 +314,8 @@ void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::Obje
                                   service_.check_volume_request(request);
                                   if (!service_.writes_files(pool_))
                                       not_yet("CreateOverlay in a pool without a directory");
-                                  storage::create_image_file(service_.new_volume_file(pool_, request.name),
-                                                             request);
+                                  storage::create_image_file(
+                                      service_.new_volume_file(pool_, request.name, "qcow2"), request);
                                   service_.volume_file_changed(pool_, request.name);
                                   return sdbus::ObjectPath(volume_path(pool_, request.name));
                               });
@@ -313,7 +327,7 @@ void VolumeObject::Commit(const Caller& caller, sdbus::Result<sdbus::ObjectPath>
         Options opts(options, "Volume.Commit options", JobOptions::keys_with({{"keep", "b"}}));
         JobOptions job_options = JobOptions::from(opts);
         when_authorized(
-            authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
+            authorizer_, caller, alive_, std::move(result), {opening(Action::ManageVolumes)},
             [this, options, job_options](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                 JobSpec spec = commit_volume_job(
                     service_, state_,
@@ -329,53 +343,66 @@ void VolumeObject::Rebase(const Caller& caller, sdbus::Result<sdbus::ObjectPath>
     guarded([&] {
         Options opts(options, "Volume.Rebase options", rebase_option_keys());
         JobOptions job_options = JobOptions::from(opts);
-        when_authorized(authorizer_, caller, alive_, std::move(result), Action::ManageVolumes, details(),
-                        [this, backing, options, job_options](const Caller& caller,
-                                                              sdbus::Result<sdbus::ObjectPath>&& reply) {
-                            // A backing file outside every pool also needs manage-pools; asked without
-                            // interaction.
+        std::vector<Permission> needed{opening(Action::ManageVolumes)};
+        // A backing file outside every pool (a path, not a volume) also needs manage-pools.
+        bool outside = false;
+        if (backing.starts_with('/') && !backing.starts_with(std::string(root_path) + "/pool/"))
+            if (auto why = backing_outside_pools(service_, backing, "")) {
+                needed.push_back({Action::ManagePools, details(),
+                                  fmt::format("cannot rebase volume '{}': {}", name_, *why)});
+                outside = true;
+            }
+        when_authorized(authorizer_, caller, alive_, std::move(result), std::move(needed),
+                        [this, backing, options, job_options,
+                         outside](const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& reply) {
                             JobSpec spec = rebase_volume_job(
                                 service_, state_, backing,
-                                Options(options, "Volume.Rebase options", rebase_option_keys()),
-                                [&] { authorizer_.require(caller, Action::ManagePools, details()); });
+                                Options(options, "Volume.Rebase options", rebase_option_keys()), outside);
                             spec.started_by_uid = caller.uid;
                             jobs_.start_and_reply(std::move(spec), job_options, std::move(reply));
                         });
     });
 }
 
-VolumeObject::Dict VolumeObject::Measure(const Caller& caller, const Dict& options) {
-    return guarded([&] {
+void VolumeObject::Measure(const Caller& caller, sdbus::Result<Dict>&& result, Dict options) {
+    guarded([&] {
         Options opts(options, "Volume.Measure options", {{"format", "s"}, {"cluster_size", "t"}});
-        authorizer_.require(caller, Action::Read, details());
-        check_volume_file(service_, state_);
-        storage::MeasureReport report = storage::measure_image_file(
-            service_.image_of(state_), opts.text("format").value_or("qcow2"), opts.u64("cluster_size"));
-        std::map<std::string, sdbus::Variant> out;
-        out["required"] = report.required;
-        out["fully-allocated"] = report.fully_allocated;
-        return out;
+        std::string format = opts.text("format").value_or("qcow2");
+        std::optional<std::uint64_t> cluster_size = opts.u64("cluster_size");
+        reply_when_authorized(authorizer_, caller.without_interaction(), alive_, std::move(result),
+                              {opening(Action::Read)}, [this, format, cluster_size](const Caller&) {
+                                  check_volume_file(service_, state_);
+                                  storage::MeasureReport report = storage::measure_image_file(
+                                      service_.image_of(state_), format, cluster_size);
+                                  Dict out;
+                                  out["required"] = report.required;
+                                  out["fully-allocated"] = report.fully_allocated;
+                                  return out;
+                              });
     });
 }
 
-std::vector<VolumeObject::Dict> VolumeObject::Map(const Caller& caller, const Dict& options) {
-    return guarded([&] {
+void VolumeObject::Map(const Caller& caller, sdbus::Result<std::vector<Dict>>&& result, Dict options) {
+    guarded([&] {
         Options(options, "Volume.Map options", {});
-        authorizer_.require(caller, Action::Read, details());
-        check_volume_file(service_, state_);
-        if (std::string format = service_.data_format(state_); format != "raw" && format != "qcow2")
-            not_yet("Map of a volume that is neither raw nor qcow2");
-        std::vector<std::map<std::string, sdbus::Variant>> out;
-        for (const storage::MapExtent& extent : storage::map_image_file(service_.image_of(state_))) {
-            std::map<std::string, sdbus::Variant> entry{
-                {"start", extent.start},          {"length", extent.length}, {"depth", extent.depth},
-                {"present", extent.present},      {"zero", extent.zero},     {"data", extent.data},
-                {"compressed", extent.compressed}};
-            if (extent.offset)
-                entry["offset"] = *extent.offset;
-            out.push_back(std::move(entry));
-        }
-        return out;
+        reply_when_authorized(
+            authorizer_, caller.without_interaction(), alive_, std::move(result), {opening(Action::Read)},
+            [this](const Caller&) {
+                check_volume_file(service_, state_);
+                if (std::string format = service_.data_format(state_); format != "raw" && format != "qcow2")
+                    not_yet("Map of a volume that is neither raw nor qcow2");
+                std::vector<Dict> out;
+                for (const storage::MapExtent& extent : storage::map_image_file(service_.image_of(state_))) {
+                    Dict entry{
+                        {"start", extent.start},          {"length", extent.length}, {"depth", extent.depth},
+                        {"present", extent.present},      {"zero", extent.zero},     {"data", extent.data},
+                        {"compressed", extent.compressed}};
+                    if (extent.offset)
+                        entry["offset"] = *extent.offset;
+                    out.push_back(std::move(entry));
+                }
+                return out;
+            });
     });
 }
 

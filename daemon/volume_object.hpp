@@ -46,7 +46,7 @@ class VolumeObject final {
     void Upload(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, sdbus::UnixFd fd,
                 Dict options);
     void Check(const Caller& caller, sdbus::Result<Dict>&& result, Dict options);
-    std::string Info(const Caller& caller, const Dict& options);
+    void Info(const Caller& caller, sdbus::Result<std::string>&& result, Dict options);
     void Convert(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, sdbus::ObjectPath pool,
                  std::string name, Dict options);
     void CreateSnapshot(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, std::string name,
@@ -56,12 +56,15 @@ class VolumeObject final {
     void Commit(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options);
     void Rebase(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
                 Dict options);
-    Dict Measure(const Caller& caller, const Dict& options);
-    std::vector<Dict> Map(const Caller& caller, const Dict& options);
+    void Measure(const Caller& caller, sdbus::Result<Dict>&& result, Dict options);
+    void Map(const Caller& caller, sdbus::Result<std::vector<Dict>>&& result, Dict options);
 
     [[noreturn]] void not_yet(std::string_view member) const;
     /// @brief The polkit details of this volume.
     std::map<std::string, std::string> details() const { return {{"pool", pool_}, {"volume", name_}}; }
+    /// @brief `usual` on this volume; manage-pools when opening it would read a file outside every pool
+    /// (a backing file that another tool's image names).
+    Permission opening(Action usual) const;
 
     /// @brief Throws Busy when QEMU holds the image open for writing, or when other volumes are backed by it
     /// (`backing_users`).

@@ -305,9 +305,11 @@ class PrivateEnv:
         return asked.returncode == 0 and asked.stdout.split()[-1:] == ["true"]
 
     # vmstord ------------------------------------------------------------------------------------
-    def start_vmstord(self, vmstord, stderr=None, extra_args=(), extra_env=None, wait=True, wrapper=()):
+    def start_vmstord(self, vmstord, stderr=None, extra_args=(), extra_env=None, wait=True, wrapper=(),
+                      capabilities=()):
         """Runs vmstord as the account; stderr None means its log goes to vmstord.log. `wrapper` is a
-        command line to run it under (valgrind); such a vmstord is stopped through its process, not by name."""
+        command line to run it under (valgrind); such a vmstord is stopped through its process, not by name.
+        `capabilities` (names such as "fsetid") are given to it as ambient capabilities, as the unit does."""
         vmstord = os.path.abspath(vmstord)
         if not self.vmstord_as_root and not account_can_reach(self.user, vmstord):
             # A build tree the account cannot enter (under /root, say): run a copy from the state directory.
@@ -316,7 +318,10 @@ class PrivateEnv:
             os.chmod(vmstord, 0o755)
         argv = [*wrapper, vmstord, "--connect", self.uri, "--verbose", *extra_args]
         env = self.account_env(DBUS_SYSTEM_BUS_ADDRESS=self.bus_address, **(extra_env or {}))
-        spawn = self._spawn_as_root if self.vmstord_as_root else self._spawn_as_account
+        def spawn(argv, env, stdout, stderr):
+            if self.vmstord_as_root:
+                return self._spawn_as_root(argv, env, stdout, stderr)
+            return self._spawn_as_account(argv, env, stdout, stderr, capabilities=capabilities)
         if stderr is None:
             with open(self.path("vmstord.log"), "ab") as log:
                 self.vmstord_process = spawn(argv, env, log, log)

@@ -25,6 +25,8 @@ std::string_view error_code_name(ErrorCode code) {
         return "Corrupt";
     case ErrorCode::Cancelled:
         return "Cancelled";
+    case ErrorCode::LimitExceeded:
+        return "LimitExceeded";
     case ErrorCode::LibvirtError:
         return "LibvirtError";
     case ErrorCode::Failed:

@@ -17,6 +17,7 @@ enum class ErrorCode {
     NoSpace,
     Corrupt,
     Cancelled,
+    LimitExceeded,
     LibvirtError,
     Failed,
 };

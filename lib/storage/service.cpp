@@ -32,7 +32,8 @@ StorageService::StorageService(std::string uri, Scheduler& scheduler, Observer& 
                                SettingsStore settings)
     : uri_(std::move(uri)), scheduler_(scheduler), observer_(observer),
       reconnect_delay_(first_reconnect_delay), settings_(std::move(settings)),
-      thresholds_(settings_.load_thresholds()), alive_(std::make_shared<bool>(true)) {}
+      thresholds_(settings_.load_thresholds()), formats_(settings_.load_formats()),
+      alive_(std::make_shared<bool>(true)) {}
 
 StorageService::~StorageService() = default;
 
@@ -245,6 +246,7 @@ void StorageService::sync_volumes(virStoragePoolPtr pool, const std::string& poo
         VolumeState state;
         try {
             state = read_volume_state(pool_name, handle.get());
+            apply_format_record(state);
             fill_usage(state, true);
         } catch (const vmstor::Error& e) {
             // Deleted between the listing and the read: the next comparison settles it.
@@ -267,8 +269,10 @@ void StorageService::sync_volumes(virStoragePoolPtr pool, const std::string& poo
         VolumeState removed = std::move(it->second);
         it = known.erase(it);
         image_stamps_.erase(removed.path);
+        formats_changed_ |= formats_.erase(removed.path) > 0; // a new file there is a new volume
         observer_.volume_removed(removed);
     }
+    save_formats();
 }
 
 void StorageService::update_pool(PoolState state) {

@@ -88,13 +88,20 @@ class StorageService {
     /// the engine refuses); for a volume of a pool without a directory (a partition, logical volume or
     /// LUN, whose libvirt format is a partition type such as 'none'), raw unless libvirt says qcow2.
     std::string data_format(const VolumeState& volume) const;
+    /// @brief Puts on record that the image at `path` holds `format` (raw or qcow2): the volume there is
+    /// read as that format whatever its content later looks like. Call before the file can be seen.
+    void record_format(const std::string& path, const std::string& format);
+    /// @brief True when the volume's backing chain names a file outside every pool (a volume first seen as
+    /// such a qcow2, made by another tool): opening it, which reads that file, needs manage-pools.
+    bool backing_outside_pools(const VolumeState& volume) const;
     /// @brief Creates a volume through libvirt (pools vmstord does not write itself).
     const VolumeState& create_volume(const CreateVolumeRequest& request);
     void delete_volume(const std::string& pool, const std::string& name);
     void resize_volume(const std::string& pool, const std::string& name, std::uint64_t capacity, bool shrink);
     /// @brief Creates the empty file of a new volume that a job will fill (O_EXCL, so two jobs cannot
-    /// claim one name), after the checks CreateVolume makes. Only pools with a target directory.
-    std::string new_volume_file(const std::string& pool, const std::string& name);
+    /// claim one name), after the checks CreateVolume makes, with `format` (raw, qcow2) on record. Only
+    /// pools with a target directory.
+    std::string new_volume_file(const std::string& pool, const std::string& name, const std::string& format);
     /// @brief Has libvirt make the device of a new volume of at least `capacity` bytes that a job will
     /// fill with raw data (pools without a directory: disk, logical, iscsi...); returns its path. A job
     /// that fails deletes it again with delete_volume.
@@ -123,6 +130,12 @@ class StorageService {
     void sync_pool(const std::string& name, VolumeSync volumes);
     void sync_pool_from(virStoragePoolPtr pool, VolumeSync volumes);
     void sync_volumes(virStoragePoolPtr pool, const std::string& pool_name, bool deep);
+    /// @brief Gives a volume just read from libvirt the format on record (recording libvirt's probe the
+    /// first time the volume is seen); a volume on record as raw has no backing chain.
+    void apply_format_record(VolumeState& volume);
+    /// @brief True when `path` is neither inside a running pool's directory nor a volume of a pool.
+    bool outside_pools(const std::string& path) const;
+    void save_formats();
     void remove_pool(const std::string& name);
     /// @brief Re-reads which domains use which volumes (libvirt domain XML) and which images QEMU holds
     /// open for writing, updating VolumeState::used_by and ::locked.
@@ -150,6 +163,9 @@ class StorageService {
     std::map<std::string, std::map<std::string, VolumeState>> volumes_;
     SettingsStore settings_;
     std::map<std::string, Thresholds> thresholds_; ///< by pool name, kept while a pool is away
+    /// Image format of every volume vmstord created or saw, by path (see record_format).
+    std::map<std::string, std::string> formats_;
+    bool formats_changed_ = false; ///< formats_ differs from the file: saved after the sync
     std::map<std::string, FillLevel> fill_levels_;
     std::map<std::string, std::vector<std::string>> domains_by_path_; ///< from the last sync_domain_usage
     unsigned polls_ = 0;

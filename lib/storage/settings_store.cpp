@@ -39,19 +39,48 @@ void SettingsStore::save_thresholds(const std::map<std::string, Thresholds>& thr
     settings["thresholds"] = nlohmann::json::object();
     for (const auto& [pool, levels] : thresholds)
         settings["thresholds"][pool] = {{"warning", levels.warning}, {"critical", levels.critical}};
-    std::string text = settings.dump(2) + "\n";
-    std::string temporary = file() + ".new";
+    replace_file(file(), settings.dump(2) + "\n");
+}
+
+std::map<std::string, std::string> SettingsStore::load_formats() const {
+    std::map<std::string, std::string> out;
+    if (directory_.empty())
+        return out;
+    std::ifstream in(formats_file());
+    if (!in)
+        return out;
+    try {
+        nlohmann::json record = nlohmann::json::parse(in); // named: the loop must not outlive it
+        for (const auto& [path, format] : record.at("formats").items())
+            out[path] = format.get<std::string>();
+    } catch (const nlohmann::json::exception& e) {
+        spdlog::warn("ignoring the damaged formats file '{}': {}", formats_file(), e.what());
+        out.clear();
+    }
+    return out;
+}
+
+void SettingsStore::save_formats(const std::map<std::string, std::string>& formats) const {
+    if (directory_.empty())
+        return;
+    nlohmann::json record;
+    record["formats"] = formats;
+    replace_file(formats_file(), record.dump(1) + "\n");
+}
+
+void SettingsStore::replace_file(const std::string& path, const std::string& text) {
+    std::string temporary = path + ".new";
     int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        throw system_error(errno, fmt::format("cannot save settings to '{}'", temporary));
+        throw system_error(errno, fmt::format("cannot save '{}'", temporary));
     bool written =
         ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
     int saved_errno = errno;
     ::close(fd);
-    if (!written || ::rename(temporary.c_str(), file().c_str()) < 0) {
+    if (!written || ::rename(temporary.c_str(), path.c_str()) < 0) {
         int errnum = written ? errno : saved_errno;
         ::unlink(temporary.c_str());
-        throw system_error(errnum, fmt::format("cannot save settings to '{}'", file()));
+        throw system_error(errnum, fmt::format("cannot save '{}'", path));
     }
 }
 

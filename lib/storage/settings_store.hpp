@@ -1,4 +1,5 @@
-// Settings that vmstord keeps across restarts (pool thresholds), as one JSON file in its state directory.
+// What vmstord keeps across restarts, as JSON files in its state directory: pool thresholds, and the
+// image format of every volume it created or saw (so that a volume's content never changes its format).
 #pragma once
 
 #include "model.hpp"
@@ -18,8 +19,16 @@ class SettingsStore {
     /// @brief Replaces the file atomically (write, fsync, rename); throws vmstor::Error on failure.
     void save_thresholds(const std::map<std::string, Thresholds>& thresholds) const;
 
+    /// @brief Image formats on record, by volume path; a damaged file is logged and read as empty.
+    std::map<std::string, std::string> load_formats() const;
+    /// @brief Replaces the formats file atomically; throws vmstor::Error on failure.
+    void save_formats(const std::map<std::string, std::string>& formats) const;
+
   private:
     std::string file() const { return directory_ + "/settings.json"; }
+    std::string formats_file() const { return directory_ + "/formats.json"; }
+    /// @brief Writes `text` to `path` atomically (write, fsync, rename).
+    static void replace_file(const std::string& path, const std::string& text);
 
     std::string directory_;
 };

@@ -87,6 +87,16 @@ VolumeFile::VolumeFile(std::string dir, std::string name, int flags) : path_(dir
     // A second name for a file elsewhere (a hard link) would let a write reach outside the pool.
     if (st.st_nlink != 1)
         throw refuse(fmt::format("it has {} hard links", st.st_nlink));
+    // vmstord keeps CAP_FSETID, so its writes would not clear these bits as an unprivileged write does:
+    // a volume file never carries them (it could be made a setuid-root program through Upload).
+    constexpr mode_t privilege_bits = S_ISUID | S_ISGID | S_ISVTX;
+    if ((flags & O_ACCMODE) != O_RDONLY && (st.st_mode & privilege_bits) &&
+        ::fchmod(fd_, st.st_mode & 0777) < 0) {
+        err = errno;
+        ::close(fd_);
+        throw system_error(err,
+                           fmt::format("cannot clear the setuid, setgid and sticky bits of '{}'", path_));
+    }
 }
 
 VolumeFile::~VolumeFile() {

@@ -98,6 +98,14 @@ void StorageService::check_volume_request(const CreateVolumeRequest& request) co
                      fmt::format("compression_type '{}' is not one of zlib, zstd", request.compression_type));
     if (!request.backing_format.empty() && request.backing_path.empty())
         throw refuse(ErrorCode::InvalidArgument, "backing_format is given without backing");
+    if (auto mode = request.permissions.mode; mode && (*mode & ~07777u))
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("mode {:o} is not a file mode (0 to 0777)", *mode));
+    if (auto mode = request.permissions.mode; mode && (*mode & 07000u))
+        throw refuse(ErrorCode::InvalidArgument,
+                     fmt::format("mode {:04o} has setuid, setgid or sticky bits; volume files never carry "
+                                 "them (use a mode of 0777 or less)",
+                                 *mode));
     if (!request.backing_path.empty() && request.backing_format.empty())
         throw refuse(ErrorCode::InvalidArgument,
                      "backing needs backing_format: probing the format of a backing file is unsafe");
@@ -199,7 +207,8 @@ const PoolState& StorageService::pool_for_new_volume(const std::string& pool_nam
     return state;
 }
 
-std::string StorageService::new_volume_file(const std::string& pool_name, const std::string& name) {
+std::string StorageService::new_volume_file(const std::string& pool_name, const std::string& name,
+                                            const std::string& format) {
     const PoolState& state = pool_for_new_volume(pool_name, name);
     if (!writes_files(pool_name))
         throw new_volume_refusal(
@@ -209,7 +218,9 @@ std::string StorageService::new_volume_file(const std::string& pool_name, const 
                         state.type));
     // Created beneath the pool directory, never through a symlink: see VolumeFile.
     try {
-        return VolumeFile::create(state.target_path, name).path();
+        std::string path = VolumeFile::create(state.target_path, name).path();
+        record_format(path, format);
+        return path;
     } catch (const vmstor::Error& e) {
         throw new_volume_refusal(e.code(), pool_name, name, e.what());
     }
@@ -242,6 +253,8 @@ std::string StorageService::new_block_volume(const std::string& pool_name, const
     virt::VolumeHandle volume(virStorageVolCreateXML(lookup_pool(pool_name).get(), xml.c_str(), 0));
     if (!volume)
         throw virt::last_error(fmt::format("cannot create volume '{}' in pool '{}'", name, pool_name));
+    if (virt::CString path(virStorageVolGetPath(volume.get())); path)
+        record_format(path.get(), "raw"); // whatever the device held before
     sync_volume(pool_name, name);
     return this->volume(pool_name, name).path;
 }
@@ -256,6 +269,8 @@ std::pair<std::string, std::string> StorageService::lookup_volume_by_path(const 
 
 void StorageService::sync_volume(const std::string& pool_name, const std::string& name) {
     VolumeState state = read_volume_state(pool_name, lookup_volume(pool_name, name).get());
+    apply_format_record(state);
+    save_formats();
     fill_usage(state, true);
     auto& known = volumes_[pool_name];
     auto it = known.find(name);

@@ -30,10 +30,16 @@ INSTALLED = {
 }
 LIBVIRT_ACCOUNT = "vmstorlibvirt"  # an unprivileged account in the group libvirt
 VOLUMES_ACCOUNT = "vmstorvolumes"  # an unprivileged account that a test rule gives manage-volumes only
+# An unprivileged account that a test rule gives manage-volumes on the volumes named mine-* of the pool
+# 'guarded' only.
+POOL_ACCOUNT = "vmstorpoolonly"
 # Installed next to the project's rule for the tests' duration only.
 TEST_RULE = ("/etc/polkit-1/rules.d/49-vmstor-tests.rules", f"""
 polkit.addRule(function(action, subject) {{
     if (action.id == "org.vmstor.storage1.manage-volumes" && subject.user == "{VOLUMES_ACCOUNT}")
+        return polkit.Result.YES;
+    if (action.id == "org.vmstor.storage1.manage-volumes" && subject.user == "{POOL_ACCOUNT}" &&
+        action.lookup("pool") == "guarded" && (action.lookup("volume") || "").indexOf("mine-") == 0)
         return polkit.Result.YES;
 }});
 """)
@@ -145,6 +151,7 @@ class PolkitTest(JobsTest):
         super().setUpEnvironment()
         ensure_account(OTHER_ACCOUNT)
         ensure_account(VOLUMES_ACCOUNT)
+        ensure_account(POOL_ACCOUNT)
         ensure_libvirt_account()
 
     def call_as(self, user, code, timeout=60):
