@@ -300,8 +300,9 @@ void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::Obje
                                   service_.check_volume_request(request);
                                   if (!service_.writes_files(pool_))
                                       not_yet("CreateOverlay in a pool without a directory");
-                                  storage::create_image_file(service_.new_volume_file(pool_, request.name),
-                                                             request);
+                                  auto file = service_.new_volume_file(pool_, request.name, "volume-overlay");
+                                  jobs_.claim_files({file->path()}, "CreateOverlay");
+                                  storage::create_image_file(*file, request);
                                   service_.volume_file_changed(pool_, request.name);
                                   return sdbus::ObjectPath(volume_path(pool_, request.name));
                               });

@@ -17,6 +17,8 @@ class SettingsStore {
     std::map<std::string, Thresholds> load_thresholds() const;
     /// @brief Replaces the file atomically (write, fsync, rename); throws vmstor::Error on failure.
     void save_thresholds(const std::map<std::string, Thresholds>& thresholds) const;
+    /// @brief The state directory ("" when nothing is kept on disk).
+    const std::string& directory() const { return directory_; }
 
   private:
     std::string file() const { return directory_ + "/settings.json"; }
