@@ -223,10 +223,12 @@ void naming_a_full_disk(const std::string& what, const std::string& name, const 
     } catch (const vmstor::Error& e) {
         if (e.code() != ErrorCode::NoSpace)
             throw;
-        throw vmstor::Error(ErrorCode::NoSpace,
-                            fmt::format("cannot {} volume '{}' of pool '{}': the disk is full (no space left "
-                                        "on the pool's file system or device): {}",
-                                        what, name, pool, e.what()));
+        // The engine's own message names the new file's descriptor (/proc/self/fd/N), not the volume.
+        throw vmstor::Error(
+            ErrorCode::NoSpace,
+            fmt::format("cannot {} volume '{}' of pool '{}': the disk is full (no space left on "
+                        "the pool's file system or device)",
+                        what, name, pool));
     }
 }
 
