@@ -18,9 +18,9 @@ import time
 
 import dbus
 
-from harness import VMSTORD
 from jobs_harness import (JOB, MiB, VOLUME, JobsTest, main, pool_path, pump, sv, volume_path,  # noqa: F401
                           write_random_file)
+from harness import VMSTORD  # noqa: E402 (jobs_harness put tests/integration on sys.path)
 
 SIZE = 48 * MiB
 RATE = dbus.UInt64(SIZE // 3)  # every job lasts 3 s: time enough to kill it where the test wants
@@ -128,8 +128,9 @@ class CutShortTest(JobsTest):
         before = self.snapshot_of_pools()
         pool = self.pool(self.pool_name)
 
-        def start():
-            return pool.CloneVolume(source, "clone-dst.qcow2", sv(format="qcow2", rate_limit=RATE))
+        def start():  # a new proxy each time: the old one is bound to the killed vmstord's bus name
+            return self.pool(self.pool_name).CloneVolume(source, "clone-dst.qcow2",
+                                                         sv(format="qcow2", rate_limit=RATE))
 
         job = start()
         self.wait_progress(job, 0.1)
