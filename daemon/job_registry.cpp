@@ -140,8 +140,9 @@ JobRegistry::~JobRegistry() {
 void JobRegistry::claim_files(const std::vector<std::string>& files, const std::string& what) const {
     for (const std::string& file : files) {
         if (auto holder = busy_files_.find(file); holder != busy_files_.end())
-            throw vmstor::Error(ErrorCode::Busy, fmt::format("cannot start {} on '{}': job {} is using it",
-                                                             what, file, job_path(holder->second)));
+            throw vmstor::Error(ErrorCode::Busy,
+                                fmt::format("cannot start {} on '{}': job {} is using or making it", what,
+                                            file, job_path(holder->second)));
         if (briefly_busy_files_.contains(file))
             throw vmstor::Error(
                 ErrorCode::Busy,
@@ -187,6 +188,7 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
     refuse_over_limit(spec.started_by_uid, spec.operation);
     std::vector<std::string> held = spec.files;
     held.insert(held.end(), spec.read_files.begin(), spec.read_files.end());
+    held.insert(held.end(), spec.new_files.begin(), spec.new_files.end());
     claim_files(held, spec.operation);
     std::uint64_t id = next_id_++;
     for (const std::string& file : held)
@@ -198,7 +200,7 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
     jobs_[id] = std::move(job);
     finishers_[id] = std::move(spec.finished);
     std::weak_ptr<bool> alive = alive_;
-    workers_.submit([this, alive, id, context, files = spec.files, work = std::move(spec.work)] {
+    workers_.submit([this, alive, id, context, files = spec.files, work = std::move(spec.work)]() mutable {
         bool success = true;
         std::string error_name;
         std::string message;
@@ -219,6 +221,8 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
             error_name = std::string(error_prefix) + "Failed";
             message = std::string("internal error: ") + e.what();
         }
+        // What the work holds (a new volume's unnamed file and its space) is gone before the job ends.
+        work = nullptr;
         scheduler_.post([this, alive, id, success, error_name, message] {
             if (!alive.expired())
                 complete(id, success, error_name, message);

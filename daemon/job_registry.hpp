@@ -48,6 +48,9 @@ struct JobSpec {
     /// Files the job reads that must not change meanwhile (a snapshot being cloned): held like `files`,
     /// without the write lock, so that a VM may keep running on them.
     std::vector<std::string> read_files;
+    /// Final paths of the new volumes the job makes (they get their names when the job completes): no
+    /// other job or CreateVolume may take them meanwhile (Busy). Not locked: no such file exists yet.
+    std::vector<std::string> new_files;
     /// Runs on a worker thread; reports through the context; throws vmstor::Error to fail.
     std::function<void(storage::JobContext&)> work;
     /// Runs on the main loop once the work ended, before Completed is emitted (refresh pools, clean up).
@@ -126,6 +129,8 @@ class JobRegistry {
     /// asked to `wait`.
     void start_and_reply(JobSpec spec, const JobOptions& options, sdbus::Result<sdbus::ObjectPath>&& result);
     std::vector<sdbus::ObjectPath> paths() const;
+    /// @brief Throws Busy, naming the job, when a running job holds one of `files` (or makes it).
+    void claim_files(const std::vector<std::string>& files, const std::string& what) const;
     /// @brief Runs a short change of `file` (a snapshot create, revert or delete) on a worker, without a
     /// Job object, so that the bus stays answered. No job may use the file meanwhile (Busy either way).
     /// `done` runs on the main loop with what the work threw, if anything.
@@ -133,7 +138,6 @@ class JobRegistry {
                      std::function<void(std::exception_ptr)> done);
 
   private:
-    void claim_files(const std::vector<std::string>& files, const std::string& what) const;
     void refuse_over_limit(std::uint32_t uid, const std::string& what) const;
     void complete(std::uint64_t id, bool success, const std::string& error_name, const std::string& message);
     void schedule_tick();

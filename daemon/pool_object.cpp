@@ -217,9 +217,12 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                     reply.returnResults(sdbus::ObjectPath(volume_path(created.pool, created.name)));
                     return;
                 }
-                std::string path = service_.new_volume_file(name_, name, request.format);
+                std::shared_ptr<storage::NewVolumeFile> file =
+                    service_.new_volume_file(name_, name, "volume-create", request.format);
+                // A job making a volume of that name holds the name until it ends.
+                jobs_.claim_files({file->path()}, "CreateVolume");
                 if (request.preallocation == "off") {
-                    storage::create_image_file(path, request);
+                    storage::create_image_file(*file, request);
                     service_.volume_file_changed(name_, name);
                     reply.returnResults(sdbus::ObjectPath(volume_path(name_, name)));
                     return;
@@ -230,10 +233,10 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                 spec.objects = {sdbus::ObjectPath(pool_path(name_))};
                 spec.started_by_uid = caller.uid;
                 spec.cancelable = false;
-                spec.files = {path};
-                spec.work = [path, request](storage::JobContext& context) {
+                spec.new_files = {file->path()};
+                spec.work = [file, request](storage::JobContext& context) {
                     context.set_total(request.capacity);
-                    storage::create_image_file(path, request);
+                    storage::create_image_file(*file, request);
                     context.set_done(request.capacity);
                 };
                 spec.finished = [&service = service_, pool = name_, name](bool) {

@@ -173,37 +173,63 @@ void require_raw_device_target(const storage::ImageTarget& target, const std::st
                         name, pool, target.format));
 }
 
-/// @brief Makes the (empty) new volume `name` that a job will fill from `target`: a file in a pool with a
-/// directory, or a raw device of at least `capacity` bytes that libvirt makes in one without. Returns
-/// whether it is such a device.
-bool make_new_volume(storage::StorageService& service, const std::string& pool, const std::string& name,
-                     std::uint64_t capacity, storage::ImageTarget& target) {
+/// @brief Makes the (empty) new volume `name` that the job `spec` will fill from `target`: an unnamed file
+/// in a pool with a directory (its name claimed by the job until it is published), or a raw device of at
+/// least `capacity` bytes that libvirt makes in one without, recorded for deletion should vmstord stop
+/// before the job ends. Sets the job's files and what happens once it ends: a file is re-read (a failed
+/// job never named it); a device is deleted through libvirt when the job failed, and its record goes.
+void make_new_volume(storage::StorageService& service, const std::string& pool, const std::string& name,
+                     std::uint64_t capacity, storage::ImageTarget& target, JobSpec& spec) {
     target.into_device = !service.writes_files(pool);
     if (!target.into_device) {
-        target.path = service.new_volume_file(pool, name, target.format);
-        return false;
+        target.file = service.new_volume_file(pool, name, spec.operation, target.format);
+        target.path = target.file->path();
+        spec.new_files = {target.path};
+        spec.finished = [&service, pool, name](bool) {
+            service.volume_file_changed(pool, name);
+        };
+        return;
     }
     require_raw_device_target(target, pool, name);
-    target.path = service.new_block_volume(pool, name, capacity);
-    return true;
-}
-
-/// @brief What happens once a job that filled a new volume ends: a file is re-read (a failed job already
-/// removed it); a device that libvirt made is deleted through libvirt when the job failed.
-std::function<void(bool)> new_volume_finished(storage::StorageService& service, const std::string& pool,
-                                              const std::string& name, bool device) {
-    return [&service, pool, name, device](bool success) {
-        if (!device || success) {
+    storage::StorageService::NewBlockVolume made =
+        service.new_block_volume(pool, name, capacity, spec.operation);
+    target.path = made.path;
+    spec.files = {target.path};
+    spec.finished = [&service, pool, name, record = made.record](bool success) {
+        if (success) {
+            service.forget_job_record(record);
             service.volume_file_changed(pool, name);
             return;
         }
         try {
             service.delete_volume(pool, name);
+            service.forget_job_record(record);
         } catch (const vmstor::Error& e) {
-            spdlog::error("after a failed job, cannot delete the half-written volume '{}' of pool '{}': {}",
-                          name, pool, e.what());
+            spdlog::error(
+                "after a failed job, cannot delete the half-written volume '{}' of pool '{}' (it is "
+                "deleted at vmstord's next start): {}",
+                name, pool, e.what());
         }
     };
+}
+
+/// @brief Runs `work`, which writes the new or existing volume `name` of `pool`, saying so when the
+/// pool's file system is full: the engine's message names only the file's descriptor.
+template <typename Work>
+void naming_a_full_disk(const std::string& what, const std::string& name, const std::string& pool,
+                        Work&& work) {
+    try {
+        work();
+    } catch (const vmstor::Error& e) {
+        if (e.code() != ErrorCode::NoSpace)
+            throw;
+        // The engine's own message names the new file's descriptor (/proc/self/fd/N), not the volume.
+        throw vmstor::Error(
+            ErrorCode::NoSpace,
+            fmt::format("cannot {} volume '{}' of pool '{}': the disk is full (no space left on "
+                        "the pool's file system or device)",
+                        what, name, pool));
+    }
 }
 
 } // namespace
@@ -247,18 +273,18 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
     // Checked before the target exists, so that a bad option leaves nothing behind.
     storage::ImageTarget target =
         read_target(options, service.writes_files(target_pool) ? service.data_format(source) : "raw", "");
-    const bool into_device = make_new_volume(service, target_pool, name, source.capacity, target);
     JobSpec spec;
     spec.operation = std::move(operation);
     spec.objects = {sdbus::ObjectPath(volume_path(source.pool, source.name)),
                     sdbus::ObjectPath(pool_path(target_pool))};
-    spec.files = {target.path};
+    make_new_volume(service, target_pool, name, source.capacity, target, spec);
     if (snapshot)
         spec.read_files = {source.path};
-    spec.work = [source_image = service.image_of(source), target, snapshot](storage::JobContext& context) {
-        storage::convert_image_file(source_image, target, context, snapshot);
+    spec.work = [source_image = service.image_of(source), target, snapshot, name,
+                 target_pool](storage::JobContext& context) {
+        naming_a_full_disk("copy into", name, target_pool,
+                           [&] { storage::convert_image_file(source_image, target, context, snapshot); });
     };
-    spec.finished = new_volume_finished(service, target_pool, name, into_device);
     return spec;
 }
 
@@ -301,9 +327,10 @@ JobSpec upload_volume_job(storage::StorageService& service, const storage::Volum
     refuse_if_locked(volume, "upload into");
     storage::StreamRange range = stream_range(volume, options, "Volume.Upload");
     JobSpec spec = volume_job(&service, volume, "volume-upload");
-    spec.work = [stream = share(std::move(fd)), image = service.image_of(volume),
-                 range](storage::JobContext& context) {
-        storage::upload_into_image(stream->get(), image, range, context);
+    spec.work = [stream = share(std::move(fd)), image = service.image_of(volume), range, name = volume.name,
+                 pool = volume.pool](storage::JobContext& context) {
+        naming_a_full_disk("upload into", name, pool,
+                           [&] { storage::upload_into_image(stream->get(), image, range, context); });
     };
     return spec;
 }
@@ -344,35 +371,32 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
     if (target.compress)
         throw vmstor::Error(ErrorCode::NotSupported,
                             "Pool.ImportVolume does not compress; import, then Convert");
-    const bool into_device = make_new_volume(service, pool, name, size, target);
     JobSpec spec;
     spec.operation = "pool-import-volume";
     spec.objects = {sdbus::ObjectPath(pool_path(pool))};
-    spec.files = {target.path};
-    spec.finished = new_volume_finished(service, pool, name, into_device);
-    if (into_device) {
-        spec.work = [stream, path = target.path, size, range](storage::JobContext& context) {
-            storage::upload_into_image(stream->get(), {path, "raw", false}, range, context);
-            storage::zero_image_from({path, "raw", false}, size); // old data past the stream's end
+    make_new_volume(service, pool, name, size, target, spec);
+    if (target.into_device) {
+        spec.work = [stream, path = target.path, size, range, name, pool](storage::JobContext& context) {
+            naming_a_full_disk("import into", name, pool, [&] {
+                storage::upload_into_image(stream->get(), {path, "raw", false}, range, context);
+                storage::zero_image_from({path, "raw", false}, size); // old data past the stream's end
+            });
         };
         return spec;
     }
-    spec.work = [stream, target, size, range](storage::JobContext& context) {
-        try {
-            storage::VolumeFile file(target.path, O_RDWR); // the engine writes this file, whatever the name
+    spec.work = [stream, target, size, range, name, pool](storage::JobContext& context) {
+        naming_a_full_disk("import into", name, pool, [&] {
             qcow2::CreateOptions create;
             create.format = qcow2::parse_format(target.format);
             create.size = size;
             if (target.cluster_size)
                 create.cluster_size = *target.cluster_size;
-            qcow2::create_image(file.engine_path(), create);
-            // The file just made, through its descriptor: engine_path() is not a name to open beneath a pool.
-            storage::upload_into_image(stream->get(), {file.engine_path(), target.format, false}, range,
-                                       context);
-        } catch (...) {
-            ::unlink(target.path.c_str());
-            throw;
-        }
+            qcow2::create_image(target.file->engine_path(), create);
+            // The unnamed file through its descriptor: engine_path() is not a name beneath the pool.
+            storage::upload_into_image(stream->get(), {target.file->engine_path(), target.format, false},
+                                       range, context);
+            target.file->publish();
+        });
     };
     return spec;
 }

@@ -314,8 +314,9 @@ void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::Obje
                                   service_.check_volume_request(request);
                                   if (!service_.writes_files(pool_))
                                       not_yet("CreateOverlay in a pool without a directory");
-                                  storage::create_image_file(
-                                      service_.new_volume_file(pool_, request.name, "qcow2"), request);
+                                  auto file = service_.new_volume_file(pool_, request.name, "volume-overlay", "qcow2");
+                                  jobs_.claim_files({file->path()}, "CreateOverlay");
+                                  storage::create_image_file(*file, request);
                                   service_.volume_file_changed(pool_, request.name);
                                   return sdbus::ObjectPath(volume_path(pool_, request.name));
                               });

@@ -166,6 +166,11 @@ class PrivateEnv:
         return self.path("pools")
 
     @property
+    def vmstord_state_dir(self):
+        """vmstord's --state-dir: its settings and the records of running jobs."""
+        return self.path("vmstord-state")
+
+    @property
     def vmstord_pid(self):
         return _read_pid(self.path("vmstord.pid"))
 
@@ -174,7 +179,7 @@ class PrivateEnv:
         self.user = ensure_account(self.account)
         os.makedirs(self.state_dir, exist_ok=True)
         os.chmod(self.state_dir, 0o755)
-        for sub in ("run", "config", "cache", "data", "pools"):
+        for sub in ("run", "config", "cache", "data", "pools", "vmstord-state"):
             os.makedirs(self.path(sub), exist_ok=True)
             os.chown(self.path(sub), self.user.pw_uid, self.user.pw_gid)
         os.chmod(self.path("run"), 0o700)
@@ -316,7 +321,9 @@ class PrivateEnv:
             os.makedirs(self.path("bin"), exist_ok=True)
             vmstord = shutil.copy2(vmstord, self.path("bin", "vmstord"))
             os.chmod(vmstord, 0o755)
-        argv = [*wrapper, vmstord, "--connect", self.uri, "--verbose", *extra_args]
+        # Its own state directory (settings, job records), never the host's, kept across restarts.
+        state = [] if "--state-dir" in extra_args else ["--state-dir", self.vmstord_state_dir]
+        argv = [*wrapper, vmstord, "--connect", self.uri, "--verbose", *state, *extra_args]
         env = self.account_env(DBUS_SYSTEM_BUS_ADDRESS=self.bus_address, **(extra_env or {}))
         def spawn(argv, env, stdout, stderr):
             if self.vmstord_as_root:

@@ -100,44 +100,40 @@ bool zero_at_position(int fd, std::size_t length) {
 
 } // namespace
 
-void create_image_file(const std::string& path, const CreateVolumeRequest& request) {
-    try {
-        VolumeFile file(path, O_RDWR);
-        qcow2::CreateOptions options;
-        options.format = qcow2::parse_format(request.format);
-        options.size = request.capacity;
-        options.version = request.compat == "0.10" ? 2 : 3;
-        if (request.cluster_size)
-            options.cluster_size = *request.cluster_size;
-        options.lazy_refcounts = request.lazy_refcounts;
-        options.preallocation = qcow2::parse_preallocation(request.preallocation);
-        options.extended_l2 = request.extended_l2;
-        options.compression_type =
-            compression_type(request.compression_type.empty() ? "zlib" : request.compression_type);
-        if (!request.backing_path.empty()) {
-            options.backing_file = request.backing_path;
-            options.backing_format = request.backing_format;
-        }
-        qcow2::create_image(file.engine_path(), options);
-        const virt::Permissions& permissions = request.permissions;
-        if (permissions.mode && ::fchmod(file.fd(), *permissions.mode) < 0)
-            throw system_error(errno, fmt::format("cannot set the mode of '{}'", path));
-        if ((permissions.owner || permissions.group) &&
-            ::fchown(file.fd(), permissions.owner ? *permissions.owner : static_cast<uid_t>(-1),
-                     permissions.group ? *permissions.group : static_cast<gid_t>(-1)) < 0)
-            throw system_error(errno, fmt::format("cannot set the owner of '{}'", path));
-    } catch (...) {
-        ::unlink(path.c_str());
-        throw;
+void create_image_file(NewVolumeFile& file, const CreateVolumeRequest& request) {
+    const std::string& path = file.path();
+    qcow2::CreateOptions options;
+    options.format = qcow2::parse_format(request.format);
+    options.size = request.capacity;
+    options.version = request.compat == "0.10" ? 2 : 3;
+    if (request.cluster_size)
+        options.cluster_size = *request.cluster_size;
+    options.lazy_refcounts = request.lazy_refcounts;
+    options.preallocation = qcow2::parse_preallocation(request.preallocation);
+    options.extended_l2 = request.extended_l2;
+    options.compression_type =
+        compression_type(request.compression_type.empty() ? "zlib" : request.compression_type);
+    if (!request.backing_path.empty()) {
+        options.backing_file = request.backing_path;
+        options.backing_format = request.backing_format;
     }
+    qcow2::create_image(file.engine_path(), options);
+    const virt::Permissions& permissions = request.permissions;
+    if (permissions.mode && ::fchmod(file.fd(), *permissions.mode) < 0)
+        throw system_error(errno, fmt::format("cannot set the mode of '{}'", path));
+    if ((permissions.owner || permissions.group) &&
+        ::fchown(file.fd(), permissions.owner ? *permissions.owner : static_cast<uid_t>(-1),
+                 permissions.group ? *permissions.group : static_cast<gid_t>(-1)) < 0)
+        throw system_error(errno, fmt::format("cannot set the owner of '{}'", path));
+    file.publish();
 }
 
 void convert_image_file(const VolumeImage& source_volume, const ImageTarget& target, JobContext& context,
                         const std::optional<std::string>& snapshot) {
-    try {
-        std::optional<VolumeFile> out;
-        if (!target.into_device)
-            out.emplace(target.path, O_RDWR);
+    if (!target.into_device && !target.file)
+        throw vmstor::Error(ErrorCode::Failed,
+                            fmt::format("no new file to convert into for '{}'", target.path));
+    {
         auto source = open_image(source_volume, false, snapshot);
         std::uint64_t size = source->virtual_size();
         context.set_total(size);
@@ -153,13 +149,11 @@ void convert_image_file(const VolumeImage& source_volume, const ImageTarget& tar
             context.set_done(static_cast<std::uint64_t>(percent / 100.0 * static_cast<double>(size)));
         };
         options.into_existing = target.into_device;
-        qcow2::convert_image(*source, out ? out->engine_path() : target.path, options);
+        qcow2::convert_image(*source, target.file ? target.file->engine_path() : target.path, options);
         context.set_done(size);
-    } catch (...) {
-        if (!target.into_device)
-            ::unlink(target.path.c_str()); // no half-written volume is left behind
-        throw;
     }
+    if (target.file)
+        target.file->publish(target.sync);
 }
 
 void zero_image_from(const VolumeImage& volume, std::uint64_t offset) {

@@ -3,10 +3,12 @@
 #pragma once
 
 #include "job_context.hpp"
+#include "new_volume_file.hpp"
 #include "volume_file.hpp"
 #include "volume_request.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -16,6 +18,8 @@ namespace vmstor::storage {
 
 struct ImageTarget {
     std::string path;
+    /// The new file to fill, in a pool with a directory: published under `path` once complete.
+    std::shared_ptr<NewVolumeFile> file;
     std::string format = "qcow2";              ///< raw or qcow2
     std::optional<std::uint64_t> cluster_size; ///< qcow2 only
     bool compress = false;                     ///< qcow2 only: write compressed clusters
@@ -28,13 +32,14 @@ struct ImageTarget {
     bool into_device = false;
 };
 
-/// @brief Creates the image of a new volume at `path` with the engine, with every option of the request,
-/// then applies its owner, group and mode. A failure removes the file.
-void create_image_file(const std::string& path, const CreateVolumeRequest& request);
+/// @brief Creates the image of a new volume in `file` with the engine, with every option of the request,
+/// applies its owner, group and mode, then publishes it under its name. A failure leaves no file.
+void create_image_file(NewVolumeFile& file, const CreateVolumeRequest& request);
 
 /// @brief Copies the guest data of the image `source` (with its backing chain; as it was at the
-/// internal snapshot `snapshot` when given) into a new image. Zero and unallocated ranges are never read
-/// and stay holes (on a device: are zeroed). A failed or cancelled copy removes a target file.
+/// internal snapshot `snapshot` when given) into a new image: `target.file`, published when complete, or
+/// the device at `target.path` (`into_device`). Zero and unallocated ranges are never read and stay holes
+/// (on a device: are zeroed). A failed or cancelled copy leaves no target file.
 void convert_image_file(const VolumeImage& source, const ImageTarget& target, JobContext& context,
                         const std::optional<std::string>& snapshot = std::nullopt);
 

@@ -32,7 +32,7 @@ StorageService::StorageService(std::string uri, Scheduler& scheduler, Observer& 
                                SettingsStore settings)
     : uri_(std::move(uri)), scheduler_(scheduler), observer_(observer),
       reconnect_delay_(first_reconnect_delay), settings_(std::move(settings)),
-      thresholds_(settings_.load_thresholds()), formats_(settings_.load_formats()),
+      records_(settings_.directory()), thresholds_(settings_.load_thresholds()), formats_(settings_.load_formats()),
       alive_(std::make_shared<bool>(true)) {}
 
 StorageService::~StorageService() = default;
@@ -72,6 +72,8 @@ void StorageService::connect() {
     libvirt_version_ = connection_->libvirt_version();
     reconnect_delay_ = first_reconnect_delay;
     spdlog::info("connected to libvirt {} at {}", libvirt_version_, uri_);
+    if (!std::exchange(cleaned_up_, true))
+        clean_up_after_jobs();
     sync_usage();
     sync_all(VolumeSync::All);
     observer_.connection_changed(true);

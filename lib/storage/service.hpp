@@ -3,7 +3,9 @@
 // posts work to it.
 #pragma once
 
+#include "job_records.hpp"
 #include "model.hpp"
+#include "new_volume_file.hpp"
 #include "settings_store.hpp"
 #include "virt/connection.hpp"
 #include "virt/descriptions.hpp"
@@ -98,14 +100,23 @@ class StorageService {
     const VolumeState& create_volume(const CreateVolumeRequest& request);
     void delete_volume(const std::string& pool, const std::string& name);
     void resize_volume(const std::string& pool, const std::string& name, std::uint64_t capacity, bool shrink);
-    /// @brief Creates the empty file of a new volume that a job will fill (O_EXCL, so two jobs cannot
-    /// claim one name), after the checks CreateVolume makes, with `format` (raw, qcow2) on record. Only
-    /// pools with a target directory.
-    std::string new_volume_file(const std::string& pool, const std::string& name, const std::string& format);
-    /// @brief Has libvirt make the device of a new volume of at least `capacity` bytes that a job will
-    /// fill with raw data (pools without a directory: disk, logical, iscsi...); returns its path. A job
-    /// that fails deletes it again with delete_volume.
-    std::string new_block_volume(const std::string& pool, const std::string& name, std::uint64_t capacity);
+    /// @brief Creates the unnamed file of a new volume that `operation` will fill and then publish, after
+    /// the checks CreateVolume makes, with `format` (raw, qcow2) on record for its final name. Only pools
+    /// with a target directory. The name itself is not taken until publish: the caller claims it
+    /// meanwhile (JobSpec::new_files).
+    std::shared_ptr<NewVolumeFile> new_volume_file(const std::string& pool, const std::string& name,
+                                                   const std::string& operation, const std::string& format);
+    struct NewBlockVolume {
+        std::string path;   ///< the device
+        std::string record; ///< the job record that has vmstord delete it at its next start
+    };
+    /// @brief Has libvirt make the device of a new volume of at least `capacity` bytes that `operation`
+    /// will fill with raw data (pools without a directory: disk, logical, iscsi...), recorded first in
+    /// the state directory. A job that ends calls forget_job_record (after delete_volume if it failed).
+    NewBlockVolume new_block_volume(const std::string& pool, const std::string& name, std::uint64_t capacity,
+                                    const std::string& operation);
+    /// @brief Removes a job record once what it protects is complete or deleted.
+    void forget_job_record(const std::string& record) const { records_.remove(record); }
     /// @brief (pool, volume) of the volume at `path`; throws NotFound.
     std::pair<std::string, std::string> lookup_volume_by_path(const std::string& path);
     /// @brief libvirt's handle of a volume (it keeps its connection alive; usable from any thread).
@@ -116,6 +127,9 @@ class StorageService {
     /// pool running, name free).
     const PoolState& pool_for_new_volume(const std::string& pool, const std::string& name) const;
     void connect();
+    /// @brief At the first connection: deletes what jobs cut short by the last stop left (their records).
+    void clean_up_after_jobs();
+    void clean_up_after_job(const JobRecord& record);
     void schedule_reconnect();
     void on_connection_closed(unsigned generation);
     void poll();
@@ -162,6 +176,8 @@ class StorageService {
     std::map<std::string, PoolState> pools_;
     std::map<std::string, std::map<std::string, VolumeState>> volumes_;
     SettingsStore settings_;
+    JobRecords records_;
+    bool cleaned_up_ = false;                      ///< clean_up_after_jobs ran
     std::map<std::string, Thresholds> thresholds_; ///< by pool name, kept while a pool is away
     /// Image format of every volume vmstord created or saw, by path (see record_format).
     std::map<std::string, std::string> formats_;

@@ -18,6 +18,8 @@ class SettingsStore {
     std::map<std::string, Thresholds> load_thresholds() const;
     /// @brief Replaces the file atomically (write, fsync, rename); throws vmstor::Error on failure.
     void save_thresholds(const std::map<std::string, Thresholds>& thresholds) const;
+    /// @brief The state directory ("" when nothing is kept on disk).
+    const std::string& directory() const { return directory_; }
 
     /// @brief Image formats on record, by volume path; a damaged file is logged and read as empty.
     std::map<std::string, std::string> load_formats() const;

@@ -8,6 +8,7 @@
 #include "virt/errors.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 namespace vmstor::storage {
 
@@ -207,8 +208,10 @@ const PoolState& StorageService::pool_for_new_volume(const std::string& pool_nam
     return state;
 }
 
-std::string StorageService::new_volume_file(const std::string& pool_name, const std::string& name,
-                                            const std::string& format) {
+std::shared_ptr<NewVolumeFile> StorageService::new_volume_file(const std::string& pool_name,
+                                                               const std::string& name,
+                                                               const std::string& operation,
+                                                               const std::string& format) {
     const PoolState& state = pool_for_new_volume(pool_name, name);
     if (!writes_files(pool_name))
         throw new_volume_refusal(
@@ -216,18 +219,25 @@ std::string StorageService::new_volume_file(const std::string& pool_name, const 
             fmt::format("vmstord writes image files only into pools with a directory (dir, fs, netfs), "
                         "not into '{}' pools",
                         state.type));
-    // Created beneath the pool directory, never through a symlink: see VolumeFile.
+    JobRecord record;
+    record.uri = uri_;
+    record.pool = pool_name;
+    record.volume = name;
+    record.operation = operation;
+    record.started = record_time_now();
     try {
-        std::string path = VolumeFile::create(state.target_path, name).path();
-        record_format(path, format);
-        return path;
+        auto file = std::make_shared<NewVolumeFile>(state.target_path, name, records_, std::move(record));
+        record_format(state.target_path + "/" + name, format); // before the name can be seen
+        return file;
     } catch (const vmstor::Error& e) {
         throw new_volume_refusal(e.code(), pool_name, name, e.what());
     }
 }
 
-std::string StorageService::new_block_volume(const std::string& pool_name, const std::string& name,
-                                             std::uint64_t capacity) {
+StorageService::NewBlockVolume StorageService::new_block_volume(const std::string& pool_name,
+                                                                const std::string& name,
+                                                                std::uint64_t capacity,
+                                                                const std::string& operation) {
     const PoolState& state = pool_for_new_volume(pool_name, name);
     auto refuse = [&](ErrorCode code, const std::string& why) {
         return new_volume_refusal(code, pool_name, name, why);
@@ -244,6 +254,20 @@ std::string StorageService::new_block_volume(const std::string& pool_name, const
     if (state.available && capacity > state.available)
         throw refuse(ErrorCode::NoSpace,
                      fmt::format("it needs {} bytes and the pool has {} free", capacity, state.available));
+    // Recorded before libvirt makes it, so that a stop at any point later has it deleted at the next start.
+    JobRecord record;
+    record.kind = JobRecord::Kind::Device;
+    record.uri = uri_;
+    record.pool = pool_name;
+    record.volume = name;
+    record.operation = operation;
+    record.started = record_time_now();
+    NewBlockVolume made;
+    try {
+        made.record = records_.add(record);
+    } catch (const vmstor::Error& e) {
+        throw refuse(e.code(), fmt::format("cannot record the job in the state directory: {}", e.what()));
+    }
     // No format: libvirt's own for the pool (a partition type for disk pools, none for logical ones).
     virt::VolumeDefinition definition;
     definition.name = name;
@@ -251,12 +275,25 @@ std::string StorageService::new_block_volume(const std::string& pool_name, const
     definition.allocation = capacity;
     std::string xml = virt::volume_xml(definition);
     virt::VolumeHandle volume(virStorageVolCreateXML(lookup_pool(pool_name).get(), xml.c_str(), 0));
-    if (!volume)
-        throw virt::last_error(fmt::format("cannot create volume '{}' in pool '{}'", name, pool_name));
+    if (!volume) {
+        vmstor::Error error =
+            virt::last_error(fmt::format("cannot create volume '{}' in pool '{}'", name, pool_name));
+        records_.remove(made.record);
+        throw error;
+    }
     if (virt::CString path(virStorageVolGetPath(volume.get())); path)
         record_format(path.get(), "raw"); // whatever the device held before
     sync_volume(pool_name, name);
-    return this->volume(pool_name, name).path;
+    made.path = this->volume(pool_name, name).path;
+    record.path = made.path;
+    record.key = this->volume(pool_name, name).key;
+    try {
+        records_.update(made.record, record);
+    } catch (const vmstor::Error& e) {
+        spdlog::warn("cannot complete the record of new volume '{}' of pool '{}': {}", name, pool_name,
+                     e.what());
+    }
+    return made;
 }
 
 std::pair<std::string, std::string> StorageService::lookup_volume_by_path(const std::string& path) {
