@@ -314,7 +314,8 @@ void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::Obje
                                   service_.check_volume_request(request);
                                   if (!service_.writes_files(pool_))
                                       not_yet("CreateOverlay in a pool without a directory");
-                                  auto file = service_.new_volume_file(pool_, request.name, "volume-overlay", "qcow2");
+                                  auto file = service_.new_volume_file(pool_, request.name, "volume-overlay",
+                                                                       "qcow2");
                                   jobs_.claim_files({file->path()}, "CreateOverlay");
                                   storage::create_image_file(*file, request);
                                   service_.volume_file_changed(pool_, request.name);
