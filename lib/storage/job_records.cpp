@@ -1,6 +1,7 @@
 #include "job_records.hpp"
 
 #include "common/error.hpp"
+#include "common/files.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -88,19 +89,7 @@ void JobRecords::write(const std::string& id, const JobRecord& record) const {
                                                            directory_, error.message()));
     std::string text = to_json(record).dump(2) + "\n";
     std::string file = directory_ + "/" + id + suffix;
-    std::string temporary = file + ".new";
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        throw system_error(errno, fmt::format("cannot write the job record '{}'", temporary));
-    bool written =
-        ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    int saved_errno = errno;
-    ::close(fd);
-    if (!written || ::rename(temporary.c_str(), file.c_str()) < 0) {
-        int errnum = written ? errno : saved_errno;
-        ::unlink(temporary.c_str());
-        throw system_error(errnum, fmt::format("cannot write the job record '{}'", file));
-    }
+    replace_file(file, text, 0600, "the job record");
     sync_directory(directory_);
 }
 

@@ -1,6 +1,7 @@
 #include "settings_store.hpp"
 
 #include "common/error.hpp"
+#include "common/files.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -39,7 +40,7 @@ void SettingsStore::save_thresholds(const std::map<std::string, Thresholds>& thr
     settings["thresholds"] = nlohmann::json::object();
     for (const auto& [pool, levels] : thresholds)
         settings["thresholds"][pool] = {{"warning", levels.warning}, {"critical", levels.critical}};
-    replace_file(file(), settings.dump(2) + "\n");
+    replace_file(file(), settings.dump(2) + "\n", 0644, "the settings");
 }
 
 std::map<std::string, std::string> SettingsStore::load_formats() const {
@@ -65,23 +66,7 @@ void SettingsStore::save_formats(const std::map<std::string, std::string>& forma
         return;
     nlohmann::json record;
     record["formats"] = formats;
-    replace_file(formats_file(), record.dump(1) + "\n");
-}
-
-void SettingsStore::replace_file(const std::string& path, const std::string& text) {
-    std::string temporary = path + ".new";
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        throw system_error(errno, fmt::format("cannot save '{}'", temporary));
-    bool written =
-        ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    int saved_errno = errno;
-    ::close(fd);
-    if (!written || ::rename(temporary.c_str(), path.c_str()) < 0) {
-        int errnum = written ? errno : saved_errno;
-        ::unlink(temporary.c_str());
-        throw system_error(errnum, fmt::format("cannot save '{}'", path));
-    }
+    replace_file(formats_file(), record.dump(1) + "\n", 0644, "the formats on record");
 }
 
 } // namespace vmstor::storage

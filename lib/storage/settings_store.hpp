@@ -29,8 +29,6 @@ class SettingsStore {
   private:
     std::string file() const { return directory_ + "/settings.json"; }
     std::string formats_file() const { return directory_ + "/formats.json"; }
-    /// @brief Writes `text` to `path` atomically (write, fsync, rename).
-    static void replace_file(const std::string& path, const std::string& text);
 
     std::string directory_;
 };
