@@ -149,18 +149,6 @@ std::optional<std::string> canonical(const std::string& path) {
     return std::string(resolved.get());
 }
 
-bool inside_a_pool(const storage::StorageService& service, const std::string& resolved) {
-    for (const auto& [name, pool] : service.pools()) {
-        if (pool.target_path.empty())
-            continue;
-        auto root = canonical(pool.target_path);
-        if (root && resolved.size() > root->size() && resolved.starts_with(*root) &&
-            (root->back() == '/' || resolved[root->size()] == '/'))
-            return true;
-    }
-    return false;
-}
-
 /// @brief Refuses what a device of a pool without a directory cannot hold: it has a fixed size and holds
 /// the guest's bytes as they are.
 void require_raw_device_target(const storage::ImageTarget& target, const std::string& pool,
@@ -246,7 +234,7 @@ std::optional<std::string> backing_outside_pools(const storage::StorageService& 
     if (!resolved)
         throw vmstor::Error(ErrorCode::InvalidArgument,
                             fmt::format("the backing file '{}' does not exist", path));
-    if (inside_a_pool(service, *resolved))
+    if (service.inside_pool_directory(*resolved))
         return std::nullopt;
     return fmt::format("the backing file '{}' ({}) is outside every pool's target directory, which needs "
                        "the polkit action org.vmstor.storage1.manage-pools",

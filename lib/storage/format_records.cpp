@@ -59,11 +59,18 @@ bool StorageService::backing_outside_pools(const VolumeState& volume) const {
     return false;
 }
 
-bool StorageService::outside_pools(const std::string& path) const {
+bool StorageService::inside_pool_directory(const std::string& path) const {
     const std::filesystem::path file = resolved(path);
     for (const auto& [name, pool] : pools_)
-        if (writes_files(name) && !pool.target_path.empty() && inside(file, resolved(pool.target_path)))
-            return false;
+        if (!pool.target_path.empty() && inside(file, resolved(pool.target_path)))
+            return true;
+    return false;
+}
+
+bool StorageService::outside_pools(const std::string& path) const {
+    if (inside_pool_directory(path))
+        return false;
+    const std::filesystem::path file = resolved(path);
     for (const auto& [pool, list] : volumes_)
         for (const auto& [name, volume] : list)
             if (!writes_files(pool) && resolved(volume.path) == file)

@@ -96,6 +96,9 @@ class StorageService {
     /// @brief True when the volume's backing chain names a file outside every pool (a volume first seen as
     /// such a qcow2, made by another tool): opening it, which reads that file, needs manage-pools.
     bool backing_outside_pools(const VolumeState& volume) const;
+    /// @brief True when `path` (symlinks and `..` resolved as far as it exists) lies beneath the target
+    /// directory of a pool.
+    bool inside_pool_directory(const std::string& path) const;
     /// @brief Creates a volume through libvirt (pools vmstord does not write itself).
     const VolumeState& create_volume(const CreateVolumeRequest& request);
     void delete_volume(const std::string& pool, const std::string& name);
