@@ -39,7 +39,7 @@ void ObjectTree::pool_added(const storage::PoolState& pool) {
     // A pool removed and re-added before the graveyard was flushed must not be registered twice.
     dead_pools_.erase(pool.name);
     spdlog::debug("pool '{}' appeared", pool.name);
-    pools_[pool.name] = std::make_unique<PoolObject>(bus_, *service_, jobs_, authorizer_, pool);
+    pools_[pool.name] = std::make_unique<PoolObject>(bus_, volume_bus_.raw(), *service_, jobs_, authorizer_, pool);
 }
 
 void ObjectTree::pool_changed(const storage::PoolState& before, const storage::PoolState& after) {

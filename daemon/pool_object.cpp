@@ -59,10 +59,15 @@ std::vector<OptionSpec> import_option_keys() {
 
 } // namespace
 
-PoolObject::PoolObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
-                       Authorizer& authorizer, const storage::PoolState& state)
+PoolObject::PoolObject(sdbus::IConnection& bus, const RawBus& raw_bus, storage::StorageService& service,
+                       JobRegistry& jobs, Authorizer& authorizer, const storage::PoolState& state)
     : AdaptorInterfaces(bus, pool_path(state.name)), service_(service), jobs_(jobs), authorizer_(authorizer),
-      name_(state.name), state_(state) {
+      name_(state.name), state_(state),
+      property_set_(
+          raw_bus, pool_path(state.name), std::string(pool_interface),
+          {{"Autostart", "b"}, {"Thresholds", "a{sd}"}},
+          [this](const std::string& property, const sdbus::Variant& value, const sdbus::MethodCall& call,
+                 sdbus::Result<>&& reply) { set_property(property, value, call, std::move(reply)); }) {
     registerAdaptor();
     emitInterfacesAddedSignal();
 }
@@ -299,10 +304,12 @@ void PoolObject::GetXML(sdbus::Result<std::string>&& result, std::map<std::strin
     });
 }
 
+// The vtable's setters, reached only by a Set that property_set_ did not take over (none today): they
+// authorize on the bus thread.
 void PoolObject::Autostart(const bool& value) {
     guarded([&] {
         authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        service_.set_autostart(name_, value);
+        set_autostart(value);
     });
 }
 
@@ -318,23 +325,42 @@ std::map<std::string, double> PoolObject::Thresholds() {
 void PoolObject::Thresholds(const std::map<std::string, double>& value) {
     guarded([&] {
         authorizer_.require(getObject(), Action::ManagePools, {{"pool", name_}});
-        storage::Thresholds thresholds = service_.thresholds(name_);
-        for (const auto& [key, level] : value) {
-            if (key == "warning")
-                thresholds.warning = level;
-            else if (key == "critical")
-                thresholds.critical = level;
-            else
-                throw vmstor::Error(
-                    ErrorCode::InvalidArgument,
-                    fmt::format("Thresholds of pool '{}': unknown key '{}' (known: warning, critical)", name_,
-                                key));
-        }
-        if (thresholds == service_.thresholds(name_))
-            return;
-        service_.set_thresholds(name_, thresholds);
-        emitPropertiesChangedSignal(pool_interface, {"Thresholds"});
+        set_thresholds(value);
     });
+}
+
+void PoolObject::set_property(const std::string& property, const sdbus::Variant& value,
+                              const sdbus::MethodCall& call, sdbus::Result<>&& reply) {
+    reply_when_authorized(authorizer_, Caller::of(call).without_interaction(), alive_, std::move(reply),
+                          Action::ManagePools, {{"pool", name_}}, [this, property, value](const Caller&) {
+                              if (property == "Autostart")
+                                  set_autostart(value.get<bool>());
+                              else
+                                  set_thresholds(value.get<std::map<std::string, double>>());
+                          });
+}
+
+void PoolObject::set_autostart(bool value) {
+    service_.set_autostart(name_, value);
+}
+
+void PoolObject::set_thresholds(const std::map<std::string, double>& value) {
+    storage::Thresholds thresholds = service_.thresholds(name_);
+    for (const auto& [key, level] : value) {
+        if (key == "warning")
+            thresholds.warning = level;
+        else if (key == "critical")
+            thresholds.critical = level;
+        else
+            throw vmstor::Error(
+                ErrorCode::InvalidArgument,
+                fmt::format("Thresholds of pool '{}': unknown key '{}' (known: warning, critical)", name_,
+                            key));
+    }
+    if (thresholds == service_.thresholds(name_))
+        return;
+    service_.set_thresholds(name_, thresholds);
+    emitPropertiesChangedSignal(pool_interface, {"Thresholds"});
 }
 
 } // namespace vmstor::daemon

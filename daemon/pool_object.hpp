@@ -2,6 +2,7 @@
 #pragma once
 
 #include "authorized_call.hpp"
+#include "deferred_property_set.hpp"
 #include "storage/service.hpp"
 #include "vmstor-pool-adaptor.h"
 
@@ -16,8 +17,8 @@ class PoolObject final
     : public sdbus::AdaptorInterfaces<org::vmstor::Storage1::Pool_adaptor, sdbus::ManagedObject_adaptor,
                                       sdbus::Properties_adaptor> {
   public:
-    PoolObject(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
-               Authorizer& authorizer, const storage::PoolState& state);
+    PoolObject(sdbus::IConnection& bus, const RawBus& raw_bus, storage::StorageService& service,
+               JobRegistry& jobs, Authorizer& authorizer, const storage::PoolState& state);
     ~PoolObject();
 
     /// @brief Takes the new state and emits PropertiesChanged for what differs.
@@ -56,6 +57,11 @@ class PoolObject final
     double Overcommit() override { return state().overcommit; }
     std::map<std::string, double> Thresholds() override;
     void Thresholds(const std::map<std::string, double>& value) override;
+    /// @brief Properties.Set of Autostart and Thresholds: authorized without blocking the bus.
+    void set_property(const std::string& property, const sdbus::Variant& value, const sdbus::MethodCall& call,
+                      sdbus::Result<>&& reply);
+    void set_autostart(bool value);
+    void set_thresholds(const std::map<std::string, double>& value);
 
     // A copy, so that property reads never fail, even in the moment between the pool's removal from the
     // model and this object's destruction.
@@ -67,6 +73,7 @@ class PoolObject final
     std::string name_;
     storage::PoolState state_;
     Liveness alive_ = make_liveness();
+    DeferredPropertySet property_set_;
 };
 
 } // namespace vmstor::daemon

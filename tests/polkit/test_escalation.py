@@ -248,6 +248,63 @@ class Escalation(PolkitTest):
             if waiting is not None:
                 waiting.communicate(timeout=90)
 
+    def test_a_hung_polkit_delays_a_property_change_and_nothing_else(self):
+        path = pool_path(self.pool_name)
+        properties = f"dbus.Interface(bus.get_object(BUS_NAME, {str(path)!r}), 'org.freedesktop.DBus.Properties')"
+        wanted = {"warning": 0.61, "critical": 0.93}
+        waiting = None
+        os.kill(self.env.polkitd_process.pid, signal.SIGSTOP)
+        try:
+            code = (self.client_prelude() + "print('calling', flush=True)\n"
+                    f"try:\n    {properties}.Set({POOL!r}, 'Thresholds', "
+                    f"dbus.Dictionary({wanted!r}, signature='sd'), timeout=60)\n    print('ok')\n"
+                    "except dbus.exceptions.DBusException as e:\n    print(e.get_dbus_name())\n")
+            waiting = subprocess.Popen(["runuser", "-u", LIBVIRT_ACCOUNT, "--", "/usr/bin/python3", "-c", code],
+                                       stdout=subprocess.PIPE, text=True, cwd="/")
+            self.assertEqual(waiting.stdout.readline().strip(), "calling")
+            time.sleep(0.5)  # its Set has reached vmstord, which now waits for polkit
+            # Root is answered meanwhile (a property change of its own too), while the other caller waits.
+            self.volume(self.pool_name, "mine-a.qcow2").Info(sv())
+            self.pool(self.pool_name).GetXML(sv())
+            self.set_pool_property("Autostart", dbus.Boolean(True))
+            self.assertIsNone(waiting.poll(), "the other caller was answered first: the bus waited for polkit")
+        finally:
+            os.kill(self.env.polkitd_process.pid, signal.SIGCONT)
+            if waiting is not None:
+                out, _ = waiting.communicate(timeout=90)
+        self.assertEqual(out.strip(), "ok", "the property change was not made once polkit answered")
+        self.assertEqual(dict(self.get_pool_property("Thresholds")), wanted)
+        self.assertTrue(self.get_pool_property("Autostart"))
+
+    def test_a_property_change_is_authorized_and_type_checked(self):
+        path = pool_path(self.pool_name)
+        properties = f"dbus.Interface(bus.get_object(BUS_NAME, {str(path)!r}), 'org.freedesktop.DBus.Properties')"
+        before = dict(self.get_pool_property("Thresholds"))
+        got = self.attempt(VOLUMES_ACCOUNT,
+                           f"{properties}.Set({POOL!r}, 'Thresholds', dbus.Dictionary({{'warning': 0.5}}, "
+                           "signature='sd'))",
+                           f"{properties}.Set({POOL!r}, 'Autostart', dbus.Boolean(False))")
+        self.assertEqual(got, [NOT_AUTHORIZED, NOT_AUTHORIZED])
+        self.assertEqual(dict(self.get_pool_property("Thresholds")), before)
+        with self.assertRaises(dbus.exceptions.DBusException) as raised:
+            self.set_pool_property("Autostart", dbus.String("yes"))
+        self.assertEqual(raised.exception.get_dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs")
+        self.assertIn("Autostart", raised.exception.get_dbus_message())
+        with self.assertRaises(dbus.exceptions.DBusException) as raised:
+            self.set_pool_property("Thresholds", dbus.Dictionary({"warning": 0.5, "loud": 0.9}, signature="sd"))
+        self.assertEqual(raised.exception.get_dbus_name(), INVALID)
+        self.assertIn("loud", raised.exception.get_dbus_message())
+        # A read-only property stays read-only.
+        with self.assertRaises(dbus.exceptions.DBusException) as raised:
+            self.set_pool_property("Name", dbus.String("renamed"))
+        self.assertEqual(raised.exception.get_dbus_name(), "org.freedesktop.DBus.Error.PropertyReadOnly")
+
+    def set_pool_property(self, name, value):
+        self.set_property(pool_path(self.pool_name), POOL, name, value)
+
+    def get_pool_property(self, name):
+        return self.properties(pool_path(self.pool_name), POOL)[name]
+
     # One caller cannot exhaust the daemon ---------------------------------------------------------
     def test_one_caller_meets_a_bound_on_its_jobs_and_the_daemon_keeps_serving_others(self):
         path = volume_path(self.pool_name, "mine-a.qcow2")
