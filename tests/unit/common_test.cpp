@@ -1,5 +1,6 @@
 #include "common/error.hpp"
 #include "common/names.hpp"
+#include "common/process.hpp"
 #include "common/size.hpp"
 #include "error_helpers.hpp"
 
@@ -85,4 +86,20 @@ TEST_CASE("system_error maps errno to the project's codes") {
     CHECK(vmstor::system_error(ENOENT, "open").code() == ErrorCode::NotFound);
     CHECK(vmstor::system_error(EIO, "read").code() == ErrorCode::Failed);
     CHECK(std::string(vmstor::system_error(ENOENT, "open x").what()).starts_with("open x: "));
+}
+
+TEST_CASE("run_process collects what a program prints, its exit code, and kills it when it takes too long") {
+    using namespace std::chrono_literals;
+    auto done = vmstor::run_process({"sh", "-c", "echo out; echo err >&2; exit 3"}, 10s);
+    CHECK(done.exit_status == 3);
+    CHECK(done.out == "out\n");
+    CHECK(done.err == "err\n");
+    auto bounded = vmstor::run_process({"sh", "-c", "head -c 100000 /dev/zero"}, 10s, 1000);
+    CHECK(bounded.out.size() == 1000);
+    CHECK(bounded.exit_status == 0);
+    CHECK(vmstor::test::code_of([] {
+              vmstor::run_process({"sleep", "30"}, 200ms);
+          }) == vmstor::ErrorCode::Failed);
+    CHECK(vmstor::test::code_of([] { vmstor::run_process({"no-such-program-vmstor"}, 1s); }) ==
+          vmstor::ErrorCode::Failed);
 }
