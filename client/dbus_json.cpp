@@ -105,6 +105,8 @@ nlohmann::json variant_to_json(const sdbus::Variant& value) {
         return string_keyed_dict_of<double>(value);
     if (type == "a{st}")
         return string_keyed_dict_of<std::uint64_t>(value);
+    if (type == "a{su}")
+        return string_keyed_dict_of<std::uint32_t>(value);
     if (type == "a{sb}")
         return string_keyed_dict_of<bool>(value);
     if (type == "a(ss)") {

@@ -170,6 +170,58 @@ void add_vol_rebase(CLI::App& app, CommandContext& context) {
     });
 }
 
+void add_snapshot_schedule(CLI::App& app, CommandContext& context) {
+    auto* command = app.add_subcommand(
+        "snapshot-schedule",
+        "Show or set a volume's snapshot schedule (scheduled snapshots and their retention)");
+    struct Arguments {
+        std::string calendar;
+        std::vector<std::string> keep;
+        std::uint64_t max_age = 0;
+        bool remove = false;
+    };
+    auto name = add_volume_name(*command);
+    auto args = std::make_shared<Arguments>();
+    command->add_option("--calendar", args->calendar,
+                        "When to take a snapshot: a systemd calendar expression");
+    command
+        ->add_option("--keep", args->keep,
+                     "PERIOD=COUNT, PERIOD one of hourly, daily, weekly, monthly, yearly")
+        ->delimiter(',');
+    command->add_option("--max-age", args->max_age, "Prune scheduled snapshots older than this many seconds");
+    command->add_flag("--remove", args->remove, "Remove the schedule (its snapshots stay)");
+    command->callback([&context, name, args] {
+        VolumeProxy volume(context.bus(), volume_object_path(name->pool, name->volume));
+        if (args->calendar.empty() && !args->remove) {
+            nlohmann::json schedule;
+            translating_unknown_object(volume_missing(*name),
+                                       [&] { schedule = properties_to_json(volume.Schedule()); });
+            context.print(schedule, [&] {
+                return schedule.empty() ? std::string("no schedule\n") : schedule.dump(2) + "\n";
+            });
+            return;
+        }
+        PropertyMap schedule;
+        if (!args->remove) {
+            schedule["snapshot.calendar"] = args->calendar;
+            std::map<std::string, std::uint32_t> keep;
+            for (const std::string& item : args->keep) {
+                auto equals = item.find('=');
+                if (equals == std::string::npos)
+                    throw Error(ErrorCode::InvalidArgument,
+                                "--keep " + item + ": expected PERIOD=COUNT, e.g. daily=7");
+                keep[item.substr(0, equals)] =
+                    static_cast<std::uint32_t>(std::stoul(item.substr(equals + 1)));
+            }
+            if (!keep.empty())
+                schedule["snapshot.keep"] = keep;
+            if (args->max_age > 0)
+                schedule["snapshot.max_age"] = args->max_age;
+        }
+        translating_unknown_object(volume_missing(*name), [&] { volume.SetSchedule(schedule, {}); });
+    });
+}
+
 } // namespace
 
 void add_snapshot_commands(CLI::App& app, CommandContext& context) {
@@ -181,6 +233,7 @@ void add_snapshot_commands(CLI::App& app, CommandContext& context) {
     add_vol_overlay(app, context);
     add_vol_commit(app, context);
     add_vol_rebase(app, context);
+    add_snapshot_schedule(app, context);
 }
 
 } // namespace vmstor::client

@@ -20,6 +20,8 @@ ObjectTree::~ObjectTree() {
 void ObjectTree::attach(storage::StorageService& service) {
     service_ = &service;
     manager_ = std::make_unique<ManagerObject>(bus_, service, jobs_, authorizer_);
+    schedules_ = std::make_unique<ScheduleRunner>(service, jobs_, scheduler_);
+    schedules_->start();
 }
 
 void ObjectTree::schedule_flush() {
@@ -39,7 +41,8 @@ void ObjectTree::pool_added(const storage::PoolState& pool) {
     // A pool removed and re-added before the graveyard was flushed must not be registered twice.
     dead_pools_.erase(pool.name);
     spdlog::debug("pool '{}' appeared", pool.name);
-    pools_[pool.name] = std::make_unique<PoolObject>(bus_, volume_bus_.raw(), *service_, jobs_, authorizer_, pool);
+    pools_[pool.name] =
+        std::make_unique<PoolObject>(bus_, volume_bus_.raw(), *service_, jobs_, authorizer_, pool);
 }
 
 void ObjectTree::pool_changed(const storage::PoolState& before, const storage::PoolState& after) {

@@ -6,6 +6,7 @@
 #include "job_registry.hpp"
 #include "manager_object.hpp"
 #include "pool_object.hpp"
+#include "schedule_runner.hpp"
 #include "snapshot_object.hpp"
 #include "volume_bus.hpp"
 #include "volume_object.hpp"
@@ -51,6 +52,7 @@ class ObjectTree final : public storage::Observer {
     JobRegistry jobs_;
     VolumeBus volume_bus_; ///< declared before the volumes, which unregister from it when destroyed
     std::unique_ptr<ManagerObject> manager_;
+    std::unique_ptr<ScheduleRunner> schedules_;
     std::map<std::string, std::unique_ptr<PoolObject>> pools_;
     std::map<std::pair<std::string, std::string>, std::unique_ptr<VolumeObject>> volumes_;
     std::multimap<std::string, std::unique_ptr<PoolObject>> dead_pools_;

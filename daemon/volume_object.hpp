@@ -58,6 +58,7 @@ class VolumeObject final {
                 Dict options);
     void Measure(const Caller& caller, sdbus::Result<Dict>&& result, Dict options);
     void Map(const Caller& caller, sdbus::Result<std::vector<Dict>>&& result, Dict options);
+    void SetSchedule(const Caller& caller, sdbus::Result<>&& result, Dict schedule, Dict options);
 
     [[noreturn]] void not_yet(std::string_view member) const;
     /// @brief The polkit details of this volume.

@@ -4,6 +4,7 @@
 #include "object_paths.hpp"
 #include "volume_bus.hpp"
 #include "volume_object.hpp"
+#include "volume_schedule.hpp"
 
 #include <cerrno>
 #include <cstdint>
@@ -95,6 +96,15 @@ struct VolumeVtable {
                 r = sd_bus_message_append(reply, "(ss)", path.c_str(), format.c_str());
         return r < 0 ? r : sd_bus_message_close_container(reply);
     }
+    static int schedule(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+                        sd_bus_error*) {
+        try {
+            const auto& volume = *static_cast<const VolumeObject*>(userdata);
+            return append_schedule(reply, volume.service_.schedules().schedule({volume.pool_, volume.name_}));
+        } catch (...) {
+            return -ENOMEM;
+        }
+    }
     static int used_by(sd_bus_message* reply, const storage::VolumeState& state) {
         int r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "s");
         for (const std::string& domain : state.used_by)
@@ -126,6 +136,7 @@ const sd_bus_vtable VolumeVtable::table[] = {
     SD_BUS_PROPERTY("Encrypted", "b", &V::property<&V::flag<&State::encrypted>>, 0, emits_change),
     SD_BUS_PROPERTY("UsedBy", "as", &V::property<&V::used_by>, 0, emits_change),
     SD_BUS_PROPERTY("Locked", "b", &V::property<&V::flag<&State::locked>>, 0, emits_change),
+    SD_BUS_PROPERTY("Schedule", "a{sv}", &V::schedule, 0, emits_change),
     SD_BUS_METHOD_WITH_ARGS("Delete", SD_BUS_ARGS("a{sv}", options), SD_BUS_NO_RESULT,
                             &V::method<&VolumeObject::Delete>, unprivileged),
     SD_BUS_METHOD_WITH_ARGS("Resize", SD_BUS_ARGS("t", capacity, "a{sv}", options), SD_BUS_NO_RESULT,
@@ -156,6 +167,8 @@ const sd_bus_vtable VolumeVtable::table[] = {
                             &V::method<&VolumeObject::Measure>, unprivileged),
     SD_BUS_METHOD_WITH_ARGS("Map", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("aa{sv}", extents),
                             &V::method<&VolumeObject::Map>, unprivileged),
+    SD_BUS_METHOD_WITH_ARGS("SetSchedule", SD_BUS_ARGS("a{sv}", schedule, "a{sv}", options), SD_BUS_NO_RESULT,
+                            &V::method<&VolumeObject::SetSchedule>, unprivileged),
     SD_BUS_VTABLE_END,
 };
 

@@ -16,7 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-
 json to_json(const ScheduleRecord& record) {
     json made = json::array();
     for (const RetainedPoint& point : record.made)
@@ -102,6 +101,8 @@ void ScheduleBook::set(const VolumeKey& volume, const VolumeSchedule& schedule, 
         e.backups = ScheduleRecord{now, 0, 0, {}};
     e.schedule = schedule;
     save();
+    if (listener_)
+        listener_(volume);
 }
 
 VolumeSchedule ScheduleBook::schedule(const VolumeKey& volume) const {
@@ -110,8 +111,11 @@ VolumeSchedule ScheduleBook::schedule(const VolumeKey& volume) const {
 }
 
 void ScheduleBook::remove(const VolumeKey& volume) {
-    if (entries_.erase(volume))
-        save();
+    if (!entries_.erase(volume))
+        return;
+    save();
+    if (listener_)
+        listener_(volume);
 }
 
 std::vector<ScheduleBook::VolumeKey> ScheduleBook::volumes() const {

@@ -6,6 +6,7 @@
 #include "retention.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -65,6 +66,8 @@ class ScheduleBook {
     /// @brief Forgets the volume (it was deleted); its schedule and records go.
     void remove(const VolumeKey& volume);
     std::vector<VolumeKey> volumes() const;
+    /// @brief Called after the schedule of a volume was set or removed.
+    void on_change(std::function<void(const VolumeKey&)> listener) { listener_ = std::move(listener); }
 
     const ScheduleRecord* record(const VolumeKey& volume, ScheduledWork work) const;
     /// @brief Notes a run that made `point_name` at `time` (empty name: the run made nothing to keep).
@@ -85,6 +88,7 @@ class ScheduleBook {
 
     std::string directory_;
     std::map<VolumeKey, Entry> entries_;
+    std::function<void(const VolumeKey&)> listener_;
 };
 
 } // namespace vmstor::storage

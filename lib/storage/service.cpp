@@ -32,8 +32,9 @@ StorageService::StorageService(std::string uri, Scheduler& scheduler, Observer& 
                                SettingsStore settings)
     : uri_(std::move(uri)), scheduler_(scheduler), observer_(observer),
       reconnect_delay_(first_reconnect_delay), settings_(std::move(settings)),
-      records_(settings_.directory()), thresholds_(settings_.load_thresholds()),
-      formats_(settings_.load_formats()), alive_(std::make_shared<bool>(true)) {}
+      schedules_(settings_.directory()), records_(settings_.directory()),
+      thresholds_(settings_.load_thresholds()), formats_(settings_.load_formats()),
+      alive_(std::make_shared<bool>(true)) {}
 
 StorageService::~StorageService() = default;
 

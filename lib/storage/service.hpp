@@ -6,6 +6,7 @@
 #include "job_records.hpp"
 #include "model.hpp"
 #include "new_volume_file.hpp"
+#include "schedules.hpp"
 #include "settings_store.hpp"
 #include "virt/connection.hpp"
 #include "virt/descriptions.hpp"
@@ -55,6 +56,9 @@ class StorageService {
     const PoolState& pool(const std::string& name) const;                              ///< throws NotFound
     const VolumeState& volume(const std::string& pool, const std::string& name) const; ///< throws NotFound
     const Thresholds& thresholds(const std::string& pool) const;
+    /// @brief The volumes' snapshot and backup schedules, kept in the state directory.
+    ScheduleBook& schedules() { return schedules_; }
+    const ScheduleBook& schedules() const { return schedules_; }
 
     // Pools. Each throws vmstor::Error; the model reflects the change before it returns.
     std::string create_pool(const CreatePoolRequest& request);
@@ -179,6 +183,7 @@ class StorageService {
     std::map<std::string, PoolState> pools_;
     std::map<std::string, std::map<std::string, VolumeState>> volumes_;
     SettingsStore settings_;
+    ScheduleBook schedules_;
     JobRecords records_;
     bool cleaned_up_ = false;                      ///< clean_up_after_jobs ran
     std::map<std::string, Thresholds> thresholds_; ///< by pool name, kept while a pool is away
