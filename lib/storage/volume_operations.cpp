@@ -167,6 +167,7 @@ void StorageService::delete_volume(const std::string& pool_name, const std::stri
     volume(pool_name, name);
     if (virStorageVolDelete(lookup_volume(pool_name, name).get(), 0) < 0)
         throw virt::last_error(fmt::format("cannot delete volume '{}' in pool '{}'", name, pool_name));
+    schedules_.remove({pool_name, name}); // a new volume of that name starts without one
     sync_pool(pool_name, VolumeSync::NewOnly);
 }
 

@@ -124,6 +124,13 @@ class ScheduleTests(JobsTest):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(self.schedule_of(volume), {})
 
+    def test_a_deleted_volume_takes_its_schedule_along(self):
+        volume = self.create("gone.qcow2")
+        self.set_schedule(volume, snapshot__calendar="daily")
+        self.interface(volume, VOLUME).Delete(sv())
+        again = self.create("gone.qcow2")
+        self.assertEqual(self.schedule_of(again), {})
+
     def test_bad_schedules_are_refused_and_change_nothing(self):
         volume = self.create("refused.qcow2")
         self.assert_refused(volume, INVALID, ["snapshot.calendar", "every full moon"],
