@@ -20,7 +20,7 @@ ObjectTree::~ObjectTree() {
 void ObjectTree::attach(storage::StorageService& service) {
     service_ = &service;
     manager_ = std::make_unique<ManagerObject>(bus_, service, jobs_, authorizer_);
-    schedules_ = std::make_unique<ScheduleRunner>(service, jobs_, scheduler_);
+    schedules_ = std::make_unique<ScheduleRunner>(bus_, service, jobs_, scheduler_);
     schedules_->start();
 }
 
@@ -62,7 +62,7 @@ void ObjectTree::pool_removed(const storage::PoolState& pool) {
 void ObjectTree::volume_added(const storage::VolumeState& volume) {
     dead_volumes_.erase({volume.pool, volume.name});
     volumes_[{volume.pool, volume.name}] =
-        std::make_unique<VolumeObject>(volume_bus_, *service_, jobs_, authorizer_, volume);
+        std::make_unique<VolumeObject>(volume_bus_, *service_, jobs_, authorizer_, *schedules_, volume);
     sync_snapshots(volume);
 }
 

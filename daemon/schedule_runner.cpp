@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace vmstor::daemon {
@@ -30,11 +31,13 @@ struct SnapshotOutcome {
     std::vector<std::string> pruned;
 };
 
+constexpr const char* timer_prefix = "vmstor-snapshot-";
+
 } // namespace
 
-ScheduleRunner::ScheduleRunner(storage::StorageService& service, JobRegistry& jobs,
+ScheduleRunner::ScheduleRunner(sdbus::IConnection& bus, storage::StorageService& service, JobRegistry& jobs,
                                storage::Scheduler& scheduler)
-    : service_(service), jobs_(jobs), scheduler_(scheduler) {}
+    : bus_(bus), service_(service), jobs_(jobs), scheduler_(scheduler) {}
 
 void ScheduleRunner::start() {
     std::weak_ptr<bool> alive = alive_;
@@ -42,11 +45,35 @@ void ScheduleRunner::start() {
         if (!alive.expired())
             arm(volume);
     });
+    systemd_ = SystemdTimers::connect(bus_);
+    if (systemd_)
+        systemd_->stop_all(timer_prefix); // an earlier vmstord's: they are made again below
     auto volumes = service_.schedules().volumes();
-    if (!volumes.empty())
-        spdlog::info("{} volume schedule(s) on record; they run on vmstord's own timer", volumes.size());
+    spdlog::info("{} volume schedule(s) on record; schedules run as {}", volumes.size(),
+                 systemd_ ? "systemd timers (systemctl list-timers 'vmstor-*')"
+                          : "vmstord's own timer (no systemd manager on the bus)");
     for (const VolumeKey& volume : volumes)
         arm(volume);
+}
+
+void ScheduleRunner::follow_with_systemd(const VolumeKey& volume, const storage::VolumeSchedule& schedule) {
+    auto timer = timers_.find(volume);
+    const std::string calendar = schedule.snapshot ? schedule.snapshot->calendar : std::string();
+    if (timer != timers_.end() && timer->second.second == calendar)
+        return;
+    if (timer != timers_.end()) {
+        systemd_->stop(timer->second.first);
+        timers_.erase(timer);
+    }
+    if (calendar.empty())
+        return;
+    // A new name each time: the unit stopped just now may not be gone yet when the new one starts.
+    const std::string unit = fmt::format("{}{}-{}-{}-{}.timer", timer_prefix, unit_name_part(volume.first),
+                                         unit_name_part(volume.second), wall_clock_now(), ++timers_made_);
+    systemd_->start(
+        unit, fmt::format("vmstor snapshot schedule of volume {} in pool {}", volume.second, volume.first),
+        calendar, volume_path(volume.first, volume.second), "org.vmstor.Storage1.Volume", "RunSchedule");
+    timers_[volume] = {unit, calendar};
 }
 
 void ScheduleRunner::arm(const VolumeKey& volume) {
@@ -85,9 +112,11 @@ void ScheduleRunner::wait(const VolumeKey& volume, std::uint64_t generation) {
     const std::int64_t now = wall_clock_now();
     if (armed->second.next_run <= now) {
         armed->second.next_run = 0;
-        without_throwing("scheduled snapshot", [&] { run_snapshot(volume); });
+        without_throwing("scheduled snapshot", [&] { run_due(volume); });
         return;
     }
+    if (systemd_)
+        return; // the systemd timer runs it; vmstord's own timer only catches up on runs missed while down
     const std::int64_t sleep = std::min(armed->second.next_run - now, longest_sleep_seconds);
     std::weak_ptr<bool> alive = alive_;
     scheduler_.after(std::chrono::seconds(sleep), [this, alive, volume, generation] {
@@ -103,34 +132,56 @@ void ScheduleRunner::skip(const VolumeKey& volume, std::int64_t now, const std::
     arm(volume);
 }
 
-void ScheduleRunner::run_snapshot(const VolumeKey& volume) {
+void ScheduleRunner::run_due(const VolumeKey& volume) {
     const std::int64_t now = wall_clock_now();
-    const storage::VolumeSchedule schedule = service_.schedules().schedule(volume);
-    const storage::ScheduleRecord* record =
-        service_.schedules().record(volume, storage::ScheduledWork::Snapshot);
-    if (!schedule.snapshot || !record)
-        return;
     const auto& volumes = service_.volumes(volume.first);
-    auto found = volumes.find(volume.second);
-    if (found == volumes.end()) {
+    if (volumes.find(volume.second) == volumes.end()) {
         // Not in the model (yet): libvirt not reached, or the pool stopped. The run waits for it.
         spdlog::debug("scheduled snapshot of volume '{}' in pool '{}' waits: the volume is not there",
                       volume.second, volume.first);
         Armed& armed = armed_[volume];
         armed.next_run = now + absent_volume_retry_seconds;
-        wait(volume, armed.generation);
+        if (systemd_) // wait() leaves due runs to systemd's timer, but this one is vmstord's to catch up
+            scheduler_.after(
+                std::chrono::seconds(absent_volume_retry_seconds),
+                [this, alive = std::weak_ptr<bool>(alive_), volume, generation = armed.generation] {
+                    auto found = armed_.find(volume);
+                    if (!alive.expired() && found != armed_.end() && found->second.generation == generation)
+                        run_due(volume);
+                });
+        else
+            wait(volume, armed.generation);
         return;
     }
-    const storage::VolumeState& state = found->second;
+    try {
+        run_now(volume);
+    } catch (const std::exception& e) {
+        skip(volume, now, e.what());
+    }
+}
+
+std::string ScheduleRunner::run_now(const VolumeKey& volume) {
+    const std::int64_t now = wall_clock_now();
+    const storage::VolumeSchedule schedule = service_.schedules().schedule(volume);
+    const storage::ScheduleRecord* record =
+        service_.schedules().record(volume, storage::ScheduledWork::Snapshot);
+    if (!schedule.snapshot || !record)
+        throw vmstor::Error(
+            ErrorCode::NotFound,
+            fmt::format("volume '{}' in pool '{}' has no snapshot schedule", volume.second, volume.first));
+    const storage::VolumeState& state = service_.volume(volume.first, volume.second);
     if (state.format != "qcow2")
-        return skip(volume, now, "internal snapshots need the qcow2 format, not '" + state.format + "'");
+        throw vmstor::Error(ErrorCode::NotSupported,
+                            fmt::format("internal snapshots need the qcow2 format, not '{}'", state.format));
     if (state.locked)
-        return skip(volume, now,
-                    "a running guest writes it (snapshots through libvirt are not supported yet)");
+        throw vmstor::Error(
+            ErrorCode::Busy,
+            "a running guest writes the volume (snapshots through libvirt are not supported yet)");
     const std::string name = storage::scheduled_snapshot_name(now);
     for (const storage::SnapshotState& snapshot : state.snapshots)
         if (snapshot.name == name)
-            return skip(volume, now, "it already has a snapshot named '" + name + "'");
+            throw vmstor::Error(ErrorCode::Busy,
+                                fmt::format("a snapshot named '{}' was made this second", name));
 
     std::vector<storage::RetainedPoint> points = record->made;
     points.push_back({name, now, record->next_sequence});
@@ -172,13 +223,10 @@ void ScheduleRunner::run_snapshot(const VolumeKey& volume) {
             spdlog::error("scheduled snapshot '{}' of volume '{}' in pool '{}' failed ({}made, {} pruned)",
                           name, volume.second, volume.first, outcome->made ? "" : "not ",
                           outcome->pruned.size());
-        arm(volume);
+        if (!systemd_)
+            arm(volume);
     };
-    try {
-        jobs_.start(std::move(spec));
-    } catch (const std::exception& e) {
-        skip(volume, now, e.what());
-    }
+    return jobs_.start(std::move(spec));
 }
 
 } // namespace vmstor::daemon

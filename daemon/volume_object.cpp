@@ -51,9 +51,10 @@ std::vector<OptionSpec> rebase_option_keys() {
 } // namespace
 
 VolumeObject::VolumeObject(VolumeBus& bus, storage::StorageService& service, JobRegistry& jobs,
-                           Authorizer& authorizer, const storage::VolumeState& state)
-    : bus_(bus), service_(service), jobs_(jobs), authorizer_(authorizer), pool_(state.pool),
-      name_(state.name), state_(state) {
+                           Authorizer& authorizer, ScheduleRunner& schedules,
+                           const storage::VolumeState& state)
+    : bus_(bus), service_(service), jobs_(jobs), authorizer_(authorizer), schedules_(schedules),
+      pool_(state.pool), name_(state.name), state_(state) {
     bus_.add(volume_path(pool_, name_), *this);
 }
 

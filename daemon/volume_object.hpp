@@ -17,12 +17,13 @@ namespace vmstor::daemon {
 class JobRegistry;
 class Authorizer;
 class VolumeBus;
+class ScheduleRunner;
 
 class VolumeObject final {
   public:
     /// @brief Registers the object on `bus` and emits InterfacesAdded.
     VolumeObject(VolumeBus& bus, storage::StorageService& service, JobRegistry& jobs, Authorizer& authorizer,
-                 const storage::VolumeState& state);
+                 ScheduleRunner& schedules, const storage::VolumeState& state);
     /// @brief Emits InterfacesRemoved and unregisters the object.
     ~VolumeObject();
     VolumeObject(const VolumeObject&) = delete;
@@ -59,6 +60,7 @@ class VolumeObject final {
     void Measure(const Caller& caller, sdbus::Result<Dict>&& result, Dict options);
     void Map(const Caller& caller, sdbus::Result<std::vector<Dict>>&& result, Dict options);
     void SetSchedule(const Caller& caller, sdbus::Result<>&& result, Dict schedule, Dict options);
+    void RunSchedule(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options);
 
     [[noreturn]] void not_yet(std::string_view member) const;
     /// @brief The polkit details of this volume.
@@ -75,6 +77,7 @@ class VolumeObject final {
     storage::StorageService& service_;
     JobRegistry& jobs_;
     Authorizer& authorizer_;
+    ScheduleRunner& schedules_;
     std::string pool_;
     std::string name_;
     storage::VolumeState state_;

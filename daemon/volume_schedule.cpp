@@ -4,6 +4,7 @@
 #include "error_boundary.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
+#include "schedule_runner.hpp"
 #include "storage/calendar.hpp"
 #include "volume_bus.hpp"
 #include "volume_object.hpp"
@@ -97,6 +98,20 @@ void VolumeObject::SetSchedule(const Caller& caller, sdbus::Result<>&& result, D
                                   spdlog::info("uid {} {} the schedule of volume '{}' in pool '{}'", who.uid,
                                                parsed.empty() ? "removed" : "set", name_, pool_);
                                   bus_.properties_changed(volume_path(pool_, name_), {"Schedule"});
+                              });
+    });
+}
+
+void VolumeObject::RunSchedule(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result,
+                               Dict options) {
+    guarded([&] {
+        Options(options, "Volume.RunSchedule options", {});
+        reply_when_authorized(authorizer_, caller, alive_, std::move(result),
+                              {opening(Action::ManageSnapshots)}, [this](const Caller& who) {
+                                  spdlog::info(
+                                      "uid {} runs the snapshot schedule of volume '{}' in pool '{}'",
+                                      who.uid, name_, pool_);
+                                  return sdbus::ObjectPath(schedules_.run_now({pool_, name_}));
                               });
     });
 }

@@ -169,6 +169,8 @@ const sd_bus_vtable VolumeVtable::table[] = {
                             &V::method<&VolumeObject::Map>, unprivileged),
     SD_BUS_METHOD_WITH_ARGS("SetSchedule", SD_BUS_ARGS("a{sv}", schedule, "a{sv}", options), SD_BUS_NO_RESULT,
                             &V::method<&VolumeObject::SetSchedule>, unprivileged),
+    SD_BUS_METHOD_WITH_ARGS("RunSchedule", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job),
+                            &V::method<&VolumeObject::RunSchedule>, unprivileged),
     SD_BUS_VTABLE_END,
 };
 

@@ -124,6 +124,24 @@ class ScheduleTests(JobsTest):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(self.schedule_of(volume), {})
 
+    def test_run_schedule_runs_it_now_and_counts_like_a_run(self):
+        volume = self.create("now.qcow2")
+        with self.assertRaises(dbus.exceptions.DBusException) as raised:
+            self.interface(volume, VOLUME).RunSchedule(sv())
+        self.assertEqual(raised.exception.get_dbus_name(), "org.vmstor.Storage1.Error.NotFound")
+        self.set_schedule(volume, snapshot__calendar="2099-01-01",  # not before this test ends
+                          snapshot__keep=dbus.Dictionary({"daily": dbus.UInt32(1)}, signature="su"))
+        job = self.interface(volume, VOLUME).RunSchedule(sv())
+        props = self.assert_completed(job)
+        self.assertEqual((props["Operation"], props["StartedByUID"]), ("scheduled-snapshot", 0))
+        first = self.scheduled("now.qcow2")
+        self.assertEqual(len(first), 1, first)
+        pump(1.1)  # the next second: another name
+        self.assert_completed(self.interface(volume, VOLUME).RunSchedule(sv()))
+        second = self.scheduled("now.qcow2")
+        self.assertEqual(len(second), 1, second)  # one a day: the first was pruned
+        self.assertNotEqual(second, first)
+
     def test_a_deleted_volume_takes_its_schedule_along(self):
         volume = self.create("gone.qcow2")
         self.set_schedule(volume, snapshot__calendar="daily")

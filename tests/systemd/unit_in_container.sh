@@ -51,6 +51,22 @@ fi
 [[ $(prop ActiveState) == active && $(prop NRestarts) == 0 ]] && ok still-running ||
     not_ok still-running "ActiveState=$(prop ActiveState) NRestarts=$(prop NRestarts)"
 
+# A snapshot schedule is a systemd timer here: listed, run by systemd (through Volume.RunSchedule), gone
+# when the schedule is removed.
+check schedule-set vmstorctl snapshot-schedule unit-test a.qcow2 --calendar '*:*:0/2' --keep hourly=1
+timer='vmstor-snapshot-unit\x2dtest-a.qcow2-'
+for _ in $(seq 1 40); do systemctl list-timers --all --no-pager | grep -qF "$timer" && break; sleep 0.25; done
+systemctl list-timers --all --no-pager | grep -qF "$timer" && ok schedule-timer-listed ||
+    not_ok schedule-timer-listed "$(systemctl list-timers --all --no-pager | tr '\n' ' ')"
+for _ in $(seq 1 60); do qemu-img snapshot -U -l "$images/a.qcow2" | grep -q ' auto-' && break; sleep 0.5; done
+qemu-img snapshot -U -l "$images/a.qcow2" | grep -q ' auto-' && ok schedule-snapshot-made ||
+    not_ok schedule-snapshot-made "$(journalctl --no-pager -n 15 | tr '\n' ' ')"
+check schedule-remove vmstorctl snapshot-schedule unit-test a.qcow2 --remove
+for _ in $(seq 1 40); do systemctl list-timers --all --no-pager | grep -qF "$timer" || break; sleep 0.25; done
+systemctl list-timers --all --no-pager | grep -qF "$timer" && not_ok schedule-timer-gone "still listed" ||
+    ok schedule-timer-gone
+check schedule-image-clean qemu-img check "$images/a.qcow2"
+
 # The log reaches the journal; SIGTERM stops it cleanly; a call on the bus starts it again.
 journalctl -u vmstord.service --no-pager | grep -q "serving org.vmstor.Storage1" && ok journal ||
     not_ok journal "$(journalctl -u vmstord.service --no-pager | tail -3 | tr '\n' ' ')"
