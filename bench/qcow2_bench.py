@@ -96,6 +96,20 @@ def settle():
         os.unlink(warm)
 
 
+def add_settling_options(parser, runs_help):
+    """--runs, --warm-gib and --rest, shared with snapshot_bench.py."""
+    parser.add_argument("--runs", type=int, default=3, help=runs_help)
+    parser.add_argument("--warm-gib", type=float, default=4,
+                        help="GiB of memory touched and freed before every timed command (default 4; 0: none)")
+    parser.add_argument("--rest", type=float, default=0,
+                        help="seconds of rest after the sync before every timed command (default 0)")
+
+
+def apply_settling_options(args):
+    global RUNS, WARM_BYTES, REST_SECONDS
+    RUNS, WARM_BYTES, REST_SECONDS = max(1, args.runs), int(args.warm_gib * GiB), max(0.0, args.rest)
+
+
 def median_result(results):
     """The run of median time (its memory and CPU with it); a failed run makes the whole result failed."""
     failed = [r for r in results if r.error is not None]
@@ -327,16 +341,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small images and fewer -m tries (about a minute)")
     parser.add_argument("--dir", help="scratch directory (default: a new one under /var/tmp, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    parser.add_argument("--runs", type=int, default=3,
-                        help="runs of each command but compression's, in turning order; the median is shown "
-                             "(default 3)")
-    parser.add_argument("--warm-gib", type=float, default=4,
-                        help="GiB of memory touched and freed before every timed command (default 4; 0: none)")
-    parser.add_argument("--rest", type=float, default=0,
-                        help="seconds of rest after the sync before every timed command (default 0)")
+    add_settling_options(parser, "runs of each command but compression's, in turning order; the median is shown "
+                                 "(default 3)")
     args = parser.parse_args()
-    global RUNS, WARM_BYTES, REST_SECONDS
-    RUNS, WARM_BYTES, REST_SECONDS = max(1, args.runs), int(args.warm_gib * GiB), max(0.0, args.rest)
+    apply_settling_options(args)
 
     size_gib = args.size if args.size is not None else (0.25 if args.quick else 4)
     convert_size = int(size_gib * GiB) // MiB * MiB

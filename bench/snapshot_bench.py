@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Snapshots and commit: vmstor-img against qemu-img on identical copies, in one run.
 
-usage: snapshot_bench.py [--vmstor-img PATH] [--quick] [--dir DIR] [--keep]
+usage: snapshot_bench.py [--vmstor-img PATH] [--quick] [--dir DIR] [--keep] [--runs N] [--warm-gib GiB]
+                         [--rest SECONDS]
 
 Operations (issue 4; goal for each: no slower than qemu-img, i.e. speed >= 1.0x):
   snapshot -c, -a and -d on a 64 GiB image made with preallocation=metadata (every L2 table and data
@@ -10,14 +11,21 @@ Operations (issue 4; goal for each: no slower than qemu-img, i.e. speed >= 1.0x)
 Both tools run the same operation on their own copy of the same files. vmstor-img's operations are the
 engine's, the code behind Volume.CreateSnapshot, Snapshot.Revert, Snapshot.Delete and Volume.Commit.
 --quick divides every size by 16.
+
+Every timed command starts from the same state as in qcow2_bench.py (`sync`, then --warm-gib of memory
+touched and freed). The whole sequence runs --runs times on fresh copies, the tools' order turning round
+on every run so that neither always goes first; the table shows each tool's median run.
 """
 import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
-from qcow2_bench import GiB, MiB, machine_line, measure
+import qcow2_bench
+from qcow2_bench import (GiB, MiB, add_settling_options, apply_settling_options, machine_line, measure,
+                         median_result, settle)
 
 OPERATIONS = ("snapshot -c", "snapshot -a", "snapshot -d", "commit")
 
@@ -45,41 +53,53 @@ def copies(work, name, tools):
     return paths
 
 
-def bench_snapshots(results, tools, work, scale):
-    size = 64 * GiB // scale
+def timed(results, operation, tool, args):
+    settle()
+    results.setdefault((operation, tool), []).append(measure(args))
+
+
+def bench_snapshots(results, tools, order, work, scale):
+    """One run of snapshot -c, -a and -d, each tool on its own copy, in `order`."""
     base = os.path.join(work, "snap.qcow2")
-    run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", base, str(size))
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", base, str(64 * GiB // scale))
     images = copies(work, "snap.qcow2", tools)
-    for tool, binary in tools.items():
-        results[("snapshot -c", tool)] = measure([binary, "snapshot", "-c", "s1", images[tool]])
-    for tool in tools:
+    os.unlink(base)
+    for tool in order:
+        timed(results, "snapshot -c", tool, [tools[tool], "snapshot", "-c", "s1", images[tool]])
+    for tool in order:
         write_pattern(images[tool], "0x5a", 0, GiB // scale)  # copy-on-write of 1 GiB after the snapshot
-    for tool, binary in tools.items():
-        results[("snapshot -a", tool)] = measure([binary, "snapshot", "-a", "s1", images[tool]])
-    for tool, binary in tools.items():
-        results[("snapshot -d", tool)] = measure([binary, "snapshot", "-d", "s1", images[tool]])
+    for tool in order:
+        timed(results, "snapshot -a", tool, [tools[tool], "snapshot", "-a", "s1", images[tool]])
+    for tool in order:
+        timed(results, "snapshot -d", tool, [tools[tool], "snapshot", "-d", "s1", images[tool]])
     same = subprocess.run(["qemu-img", "compare", "-q", images["qemu"], images["vmstor"]])
     if same.returncode != 0:
         raise SystemExit("the two images differ after the snapshot operations")
     for path in images.values():
         os.unlink(path)
-    os.unlink(base)
 
 
-def bench_commit(results, tools, work, scale):
+def make_commit_inputs(work, scale):
+    """A 16 GiB base holding 4 GiB and an overlay holding 1 GiB, half of it over the base's data."""
     base = os.path.join(work, "base.qcow2")
     run("qemu-img", "create", "-q", "-f", "qcow2", base, str(16 * GiB // scale))
     write_pattern(base, "0x11", 0, 4 * GiB // scale)
     overlay = os.path.join(work, "top.qcow2")
     run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay, cwd=work)
-    write_pattern(overlay, "0x22", 2 * GiB // scale, GiB // scale)  # half over the base's data
+    write_pattern(overlay, "0x22", 2 * GiB // scale, GiB // scale)
+
+
+def bench_commit(results, tools, order, work):
+    """One run of commit, each tool on its own copy of the inputs, in `order`."""
     bases = copies(work, "base.qcow2", tools)
     tops = copies(work, "top.qcow2", tools)
-    for tool, binary in tools.items():
-        results[("commit", tool)] = measure([binary, "commit", "-f", "qcow2", tops[tool]])
+    for tool in order:
+        timed(results, "commit", tool, [tools[tool], "commit", "-f", "qcow2", tops[tool]])
     same = subprocess.run(["qemu-img", "compare", "-q", bases["qemu"], bases["vmstor"]])
     if same.returncode != 0:
         raise SystemExit("the two bases differ after commit")
+    for path in list(bases.values()) + list(tops.values()):
+        os.unlink(path)
 
 
 def render(results):
@@ -93,7 +113,7 @@ def render(results):
              "goal", "met"]]
     notes = []
     for operation in OPERATIONS:
-        qemu, vmstor = results[(operation, "qemu")], results[(operation, "vmstor")]
+        qemu, vmstor = median_result(results[(operation, "qemu")]), median_result(results[(operation, "vmstor")])
         speed = None if qemu.error or vmstor.error or not vmstor.seconds else qemu.seconds / vmstor.seconds
         rows.append([operation, cell(qemu), cell(vmstor), "n/a" if speed is None else f"{speed:.2f}x",
                      cell(qemu, True), cell(vmstor, True), ">= 1.0x",
@@ -113,7 +133,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="every size divided by 16")
     parser.add_argument("--dir", help="scratch directory (default: a new one under /var/tmp, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    add_settling_options(parser, "runs of the whole sequence on fresh copies, in turning order; the median is "
+                                 "shown (default 3)")
     args = parser.parse_args()
+    apply_settling_options(args)
+    runs = qcow2_bench.RUNS
 
     scale = 16 if args.quick else 1
     tools = {"qemu": "qemu-img", "vmstor": shutil.which(args.vmstor_img) or args.vmstor_img}
@@ -121,13 +145,20 @@ def main():
     os.makedirs(work, exist_ok=True)
     results = {}
     try:
-        bench_snapshots(results, tools, work, scale)
-        bench_commit(results, tools, work, scale)
+        make_commit_inputs(work, scale)
+        for index in range(runs):
+            order = list(tools)[index % 2:] + list(tools)[:index % 2]
+            print(f"run {index + 1} of {runs}: {', '.join(order)} first", file=sys.stderr)
+            bench_snapshots(results, tools, order, work, scale)
+            bench_commit(results, tools, order, work)
     finally:
         if not args.dir and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     print(machine_line() + (" (--quick: sizes / 16)" if args.quick else ""))
+    print(f"command: {' '.join(sys.argv)}")
+    print(f"median of {runs} runs, the tools' order turning round; {args.warm_gib:g} GiB of memory warmed and "
+          f"{args.rest:g} s of rest before every timed command")
     print("speed = qemu-img time / vmstor-img time (above 1: vmstor-img is faster)\n")
     print(render(results))
 

@@ -26,6 +26,8 @@ BUS_NAME = "org.vmstor.Storage1"
 POLICY_FILE = os.path.join("dbus", "org.vmstor.Storage1.conf")
 READY_TIMEOUT = 20.0  # seconds any component gets to become ready
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+# What vmstord's log must never hold: a sanitizer's report, or an exception that reached std::terminate.
+BROKEN_DAEMON_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer", "terminate called")
 
 
 class EnvError(RuntimeError):
@@ -103,6 +105,16 @@ def kill_by_pidfile(pidfile, program):
         os.unlink(pidfile)
     except FileNotFoundError:
         pass
+
+
+def describe_status(status):
+    """A Popen return code in words: 'status 3' or 'signal 6 (SIGABRT)'."""
+    if status < 0:
+        try:
+            return f"signal {-status} ({signal.Signals(-status).name})"
+        except ValueError:
+            return f"signal {-status}"
+    return f"status {status}"
 
 
 def wait_until(predicate, timeout, what):
@@ -347,6 +359,56 @@ class PrivateEnv:
                                f"taking {BUS_NAME}; see {self.path('vmstord.log')}")
             return self.bus_has_name(BUS_NAME)
         wait_until(ready, READY_TIMEOUT, f"vmstord to take {BUS_NAME}")
+
+    def stop_vmstord_checked(self):
+        """Stops the vmstord this environment started with SIGTERM, as systemd does, and returns what went
+        wrong: it had exited already, it did not exit within STOP_TIMEOUT, or its status was not 0.
+        [] for a clean stop, and when none runs (never started, or ended by the test with end_vmstord)."""
+        process = self.vmstord_process
+        if process is None:
+            return []
+        problems = []
+        if process.poll() is not None:
+            problems.append(f"vmstord had exited with {describe_status(process.returncode)} before it was stopped")
+        else:
+            process.send_signal(signal.SIGTERM)
+            try:
+                status = process.wait(STOP_TIMEOUT)
+                if status != 0:
+                    problems.append(f"vmstord exited with {describe_status(status)} on SIGTERM, not 0")
+            except subprocess.TimeoutExpired:
+                problems.append(f"vmstord did not exit within {STOP_TIMEOUT:.0f} s of SIGTERM (killed)")
+                process.kill()
+                process.wait()
+        self.vmstord_process = None
+        self.stop_vmstord()  # only removes the pid file now
+        return problems
+
+    def end_vmstord(self, signum, timeout=STOP_TIMEOUT):
+        """Ends vmstord with `signum` as a step of a test that judges the outcome itself (a kill to test
+        a crash, a SIGTERM whose status it checks): the teardown's check is not applied to this process.
+        Returns its exit status, or None when it did not exit within `timeout` (it is killed then)."""
+        process = self.vmstord_process
+        self.vmstord_process = None
+        process.send_signal(signum)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return None
+        finally:
+            self.stop_vmstord()  # only removes the pid file now
+
+    def vmstord_exit(self):
+        """None while the vmstord this environment started runs (or none does); its status once it exited."""
+        return None if self.vmstord_process is None else self.vmstord_process.poll()
+
+    def vmstord_log_problems(self, since=0):
+        """The lines of vmstord.log, from character `since` on, that say it broke (BROKEN_DAEMON_MARKS), and
+        the length of the log they were read from (where the next look starts)."""
+        log = self.vmstord_log()
+        return [line for line in log[since:].splitlines() if any(mark in line for mark in BROKEN_DAEMON_MARKS)], len(log)
 
     def stop_vmstord(self):
         kill_by_pidfile(self.path("vmstord.pid"), "vmstord")

@@ -225,7 +225,10 @@ class Bench:
             self.iface(job, "org.vmstor.Storage1.Job").Cancel(sv())
         else:
             log(f"  note: the convert was already {state} when the reads ended")
+        deadline = time.monotonic() + 60
         while self.iface(job, "org.freedesktop.DBus.Properties").Get("org.vmstor.Storage1.Job", "State") == "running":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cancelled convert {job} was still running 60 s after Cancel")
             time.sleep(0.1)
         self.delete_volume("busy.qcow2")
         for label, values in (("median", statistics.median), ("max", max)):

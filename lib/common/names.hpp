@@ -10,11 +10,12 @@ namespace vmstor {
 /// 1..255 bytes, not "." or "..", no '/', NUL or control characters. `kind` names the thing in the message.
 void validate_name(std::string_view kind, std::string_view name);
 
-/// @brief Escapes one object path segment the way sd_bus_path_encode does: every byte outside
-/// [A-Za-z0-9] becomes _xx (lowercase hex); the empty string becomes "_".
+/// @brief One object path segment made by sd_bus_path_encode: every byte outside [A-Za-z0-9], and a
+/// digit that comes first, becomes _xx (lowercase hex); the empty string becomes "_".
 std::string escape_path_segment(std::string_view name);
 
-/// @brief The inverse of escape_path_segment; throws InvalidArgument on a malformed segment.
+/// @brief The name sd_bus_path_decode reads from a segment; throws InvalidArgument on a segment that
+/// escape_path_segment would not have made (a malformed escape, "a_1", or a non-canonical one, "_61").
 std::string unescape_path_segment(std::string_view segment);
 
 } // namespace vmstor

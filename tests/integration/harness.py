@@ -23,7 +23,7 @@ SOURCE_ROOT = os.environ.get("VMSTOR_SOURCE_ROOT") or os.path.dirname(os.path.di
 VMSTORD = os.environ.get("VMSTORD", "")
 VMSTORCTL = os.environ.get("VMSTORCTL", "")
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "scripts"))
-from private_env import PrivateEnv  # noqa: E402
+from private_env import PrivateEnv, describe_status  # noqa: E402
 
 BUS_NAME = "org.vmstor.Storage1"
 ROOT = "/org/vmstor/Storage1"
@@ -45,10 +45,12 @@ def sv(mapping=None, **values):
 
 
 def encode_segment(name):
-    """An object path segment the way sd_bus_path_encode makes it."""
+    """An object path segment the way sd_bus_path_encode makes it: every byte but an ASCII letter, or a
+    digit after the first byte, as _xx."""
     if not name:
         return "_"
-    return "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"_{b:02x}" for b in name.encode())
+    return "".join(chr(b) if chr(b).isascii() and (chr(b).isalpha() or (i > 0 and chr(b).isdigit()))
+                   else f"_{b:02x}" for i, b in enumerate(name.encode()))
 
 
 def pool_path(pool):
@@ -153,11 +155,17 @@ signal.signal(signal.SIGINT, _stop_envs_and_exit)
 
 
 class IntegrationTest(unittest.TestCase):
-    """Starts libvirtd, the bus and vmstord for the test class; stops them afterwards."""
+    """Starts libvirtd, the bus and vmstord for the test class; stops them afterwards.
+
+    A crashed daemon fails the test that crashed it: after each test vmstord must still run and its log
+    must have gained no sanitizer report or "terminate called" line; after the class it must exit 0
+    within its stop timeout on SIGTERM. A test that ends vmstord on purpose does so with env.end_vmstord.
+    """
 
     maxDiff = None
     libvirtd_capabilities = ()  # see PrivateEnv
     vmstord_as_root = False
+    vmstord_at_start = True  # False: setUpEnvironment starts it (under a wrapper, with other options)
 
     @classmethod
     def setUpClass(cls):
@@ -166,9 +174,10 @@ class IntegrationTest(unittest.TestCase):
         cls.env = PrivateEnv(tempfile.mkdtemp(prefix="vmstor-it."), SOURCE_ROOT,
                              libvirtd_capabilities=cls.libvirtd_capabilities,
                              vmstord_as_root=cls.vmstord_as_root)
+        cls.log_checked = 0  # how much of vmstord.log the checks have read
         _running_envs.append(cls.env)
         try:
-            cls.env.start(VMSTORD)
+            cls.env.start(VMSTORD if cls.vmstord_at_start else None)
             cls.bus = dbus.bus.BusConnection(cls.env.bus_address)
             cls.signals = SignalRecorder(cls.bus)
             cls.setUpEnvironment()
@@ -186,19 +195,57 @@ class IntegrationTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.signals.close()
         cls.bus.close()
-        if os.environ.get("VMSTOR_TEST_VERBOSE"):
+        problems = cls.vmstord_stop_problems()
+        if problems or os.environ.get("VMSTOR_TEST_VERBOSE"):
             cls._print_vmstord_log()
         cls.env.remove()
         _running_envs.remove(cls.env)
+        if problems:
+            raise AssertionError("vmstord did not end cleanly:\n" + "\n".join(problems))
+
+    @classmethod
+    def vmstord_stop_problems(cls):
+        """Stops vmstord with SIGTERM; what went wrong: its exit, and what its log gained since the last check."""
+        problems = cls.env.stop_vmstord_checked()
+        problems += cls.new_log_problems()
+        return problems
+
+    @classmethod
+    def new_log_problems(cls):
+        log_problems, cls.log_checked = cls.env.vmstord_log_problems(since=cls.log_checked)
+        if not log_problems:
+            return []
+        return [f"vmstord's log holds {len(log_problems)} line(s) of a sanitizer report or an uncaught "
+                "exception:\n  " + "\n  ".join(log_problems[:20])]
+
+    @classmethod
+    def restart_vmstord(cls, **start_options):
+        """Stops vmstord (it must exit cleanly, see tearDownClass) and starts it again with start_options."""
+        problems = cls.vmstord_stop_problems()
+        if problems:
+            cls._print_vmstord_log()
+            raise AssertionError("vmstord did not end cleanly before its restart:\n" + "\n".join(problems))
+        return cls.env.start_vmstord(VMSTORD, **start_options)
+
+    def check_vmstord_survived(self):
+        """After each test: vmstord did not exit on its own and its log gained no report of a crash."""
+        problems = self.new_log_problems()
+        status = self.env.vmstord_exit()
+        if status is not None:
+            problems.insert(0, f"vmstord exited during this test with {describe_status(status)}")
+            self.env.vmstord_process = None  # reported here, not again by the next tests
+        if problems:
+            self.fail("\n".join(problems))
 
     @classmethod
     def _print_vmstord_log(cls):
         log = cls.env.vmstord_log()
         if log:
-            print(f"----- vmstord log -----\n{log[-20000:]}", file=sys.stderr)
+            print(f"----- vmstord log (its last 20000 characters) -----\n{log[-20000:]}", file=sys.stderr)
 
     def setUp(self):
         self.signals.clear()
+        self.addCleanup(self.check_vmstord_survived)
 
     def run(self, result=None):
         failures_before = len(result.failures) + len(result.errors) if result else 0

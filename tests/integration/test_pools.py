@@ -107,11 +107,15 @@ class PoolTests(IntegrationTest):
         self.set_property(path, POOL, "Autostart", dbus.Boolean(True))
         changed = self.signals.wait_changed(path, POOL, "Autostart")
         self.assertIsNotNone(changed, "no PropertiesChanged for Autostart")
-        self.assertIs(changed[3].get("Autostart", True), True)
+        # EmitsChangedSignal=true (the XML): the new value comes with the signal, not as invalidated.
+        self.assertIn("Autostart", changed[3], f"Autostart came without its value: {changed}")
+        self.assertIs(changed[3]["Autostart"], True)
         self.assertEqual(self.virsh_pool_info("autostarted")["Autostart"], "yes")
         self.signals.clear()
         self.set_property(path, POOL, "Autostart", dbus.Boolean(False))
-        self.assertIsNotNone(self.signals.wait_changed(path, POOL, "Autostart"))
+        changed = self.signals.wait_changed(path, POOL, "Autostart")
+        self.assertIsNotNone(changed, "no PropertiesChanged for Autostart")
+        self.assertIs(changed[3].get("Autostart"), False, f"Autostart came without its value False: {changed}")
         self.assertEqual(self.virsh_pool_info("autostarted")["Autostart"], "no")
         self.assertFalse(self.properties(path, POOL)["Autostart"])
 

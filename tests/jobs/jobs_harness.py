@@ -156,6 +156,17 @@ class JobsTest(IntegrationTest):
             pump(0.1)
         self.fail(f"job {path} still running after {timeout} s")
 
+    def wait_bytes_done(self, path, timeout=30.0):
+        """Waits until the running job has copied its first bytes; returns its properties."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            props = self.job(path)
+            self.assertEqual(props["State"], "running", f"job {path} ended before it copied a byte: {props}")
+            if props["BytesDone"] > 0:
+                return props
+            pump(0.05)
+        self.fail(f"job {path} copied no byte within {timeout} s")
+
     def assert_completed(self, path, timeout=JOB_TIMEOUT):
         props = self.wait_job(path, timeout)
         self.assertEqual(props["State"], "completed", f"job {path}: {props}")

@@ -154,8 +154,7 @@ class BlockVolumesTest(JobsTest):
         # 96 MiB at 3 MiB/s: 30 s, time enough to cancel mid-way.
         job = self.pool(self.disk_pool).CloneVolume(source, name, sv(rate_limit=dbus.UInt64(3 * MiB)))
         self.assertIn(name, self.partitions(), "the partition is made before the job starts")
-        while self.job(job)["BytesDone"] == 0:
-            pump(0.05)
+        self.wait_bytes_done(job)
         self.interface(job, JOB).Cancel(sv())
         props = self.wait_job(job, timeout=30)
         self.assertEqual(props["State"], "cancelled", props)

@@ -219,9 +219,7 @@ class SnapshotTests(JobsTest):
         self.qemu_io("qcow2", path, "write -P 0x71 0 256M")
         job = str(self.volume_obj(volume).Wipe(sv(rate_limit=dbus.UInt64(8 * MiB))))  # lasts ~30 s
         try:
-            deadline = time.monotonic() + 30
-            while self.job(job)["BytesDone"] == 0 and time.monotonic() < deadline:
-                time.sleep(0.1)
+            self.wait_bytes_done(job)
             done = self.qemu_io("qcow2", path, "write -P 0x72 0 4k", check=False)
             self.assertNotEqual(done.returncode, 0, "qemu-io wrote an image a running job was writing")
             self.assertIn("lock", (done.stdout + done.stderr).lower())

@@ -51,8 +51,7 @@ class Escalation(PolkitTest):
 
     @classmethod
     def restart_daemon(cls, *extra_args):
-        cls.env.stop_vmstord()
-        cls.env.start_vmstord(os.environ["VMSTORD"], extra_args=extra_args, capabilities=UNIT_CAPABILITIES)
+        cls.restart_vmstord(extra_args=extra_args, capabilities=UNIT_CAPABILITIES)
 
     @classmethod
     def tearDownClass(cls):

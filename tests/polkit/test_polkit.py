@@ -251,7 +251,8 @@ print(outcome[0])
         while time.monotonic() < deadline and self.attempt(
                 OTHER_ACCOUNT, f"{self.volume_expr('shared.qcow2')}.Info(sv())") != ["ok"]:
             time.sleep(0.2)
-        self.assertEqual(self.attempt(OTHER_ACCOUNT, f"{self.volume_expr('shared.qcow2')}.Info(sv())"), ["ok"])
+        self.assertEqual(self.attempt(OTHER_ACCOUNT, f"{self.volume_expr('shared.qcow2')}.Info(sv())"), ["ok"],
+                         "another uid's Info was still refused 10 s after polkitd came back")
 
 
 if __name__ == "__main__":

@@ -232,12 +232,25 @@ def case_name(text):
     return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_")
 
 
+# Per prefix of add_cases: how many cases were made from the manifest, and how many of them ran.
+_generated = {}
+_ran = {}
+
+
 def add_cases(cls, prefix, cases, method):
-    """Adds one test method per case so that every image gets its own line in the results."""
+    """Adds one test method per case so that every image gets its own line in the results. A selection
+    of no case is an error: a corpus that lost its images must not pass by running nothing."""
+    cases = list(cases)
+    if not cases:
+        raise AssertionError(f"no case for {cls.__name__}.{prefix}: the corpus manifest "
+                             f"({os.path.join(corpus_dir(), 'manifest.json')}) has no image it selects")
+    _generated[prefix] = _generated.get(prefix, 0) + len(cases)
+    _ran.setdefault(prefix, 0)
     for case in cases:
         label = case["name"] if isinstance(case, dict) else str(case)
 
         def test(self, case=case):
+            _ran[prefix] += 1
             method(self, case)
 
         test.__name__ = f"test_{prefix}__{case_name(label)}"
@@ -260,8 +273,21 @@ class ScratchCase(unittest.TestCase):
         return destination
 
 
+def count_problems():
+    """How the cases that ran fall short of those made from the manifest, one line per prefix."""
+    return [f"{prefix}: {_ran[prefix]} of the {made} cases made from the manifest ran"
+            for prefix, made in sorted(_generated.items()) if _ran[prefix] != made]
+
+
 def main():
     if not os.environ.get("VMSTOR_IMG"):
         print("VMSTOR_IMG is not set: point it at vmstor-img (or at qemu-img to check the tests)", file=sys.stderr)
         sys.exit(1)
-    unittest.main(verbosity=2)
+    program = unittest.main(verbosity=2, exit=False)
+    success = program.result.wasSuccessful()
+    if len(sys.argv) == 1:  # the whole file ran (no -k or test name): every generated case must have run
+        problems = count_problems()
+        print(f"{sum(_ran.values())} of {sum(_generated.values())} cases made from the manifest ran"
+              + "".join(f"\n  {line}" for line in problems), file=sys.stderr)
+        success = success and not problems
+    sys.exit(0 if success else 1)

@@ -39,7 +39,7 @@ class RepairTest(dt.ScratchCase):
             return
         self.assertEqual(result.returncode, expected["rc"],
                          f"{what}: {dt.describe(result)}; qemu-img exited {expected['rc']}")
-        if expected["result"] is not None and result.stdout.strip():
+        if expected["result"] is not None:  # qemu-img printed its counts: vmstor-img must print them too
             expected_result = dict(expected["result"])
             for field, delta in INTENDED_DIFFERENCES.get((image["name"], mode), {}).items():
                 if delta is None:

@@ -77,6 +77,13 @@ check bus-activation busctl call org.vmstor.Storage1 /org/vmstor/Storage1 org.fr
     Get ss org.vmstor.Storage1.Manager Connected
 [[ $(prop ActiveState) == active ]] && ok activated-by-bus || not_ok activated-by-bus "$(prop ActiveState)"
 check pools-kept-after-restart bash -c "vmstorctl pool-list | grep -q unit-test"
+# The bus-activated instance stops cleanly too, and no instance left a crash report in the journal.
+check unit-stops-again systemctl stop vmstord.service
+[[ $(prop Result) == success && $(prop ExecMainStatus) == 0 ]] && ok clean-stop-again ||
+    not_ok clean-stop-again "Result=$(prop Result) ExecMainStatus=$(prop ExecMainStatus)"
+broken=$(journalctl -u vmstord.service --no-pager |
+    grep -E "ERROR: AddressSanitizer|runtime error:|LeakSanitizer|terminate called" | head -5 || true)
+[[ -z $broken ]] && ok no-crash-in-journal || not_ok no-crash-in-journal "$broken"
 
 echo "--- vmstord's journal"
 journalctl -u vmstord.service --no-pager | tail -20

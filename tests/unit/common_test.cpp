@@ -50,11 +50,19 @@ TEST_CASE("path segments are escaped like sd_bus_path_encode and round-trip") {
     CHECK(vmstor::escape_path_segment("disk-1.qcow2") == "disk_2d1_2eqcow2");
     CHECK(vmstor::escape_path_segment("a_b") == "a_5fb");
     CHECK(vmstor::escape_path_segment("\xff") == "_ff");
-    for (std::string name : {"", "a", "disk-1.qcow2", "_", "__", "x y/z", "\x01\xfe"})
+    // sd_bus_path_encode also escapes a digit that comes first.
+    CHECK(vmstor::escape_path_segment("1abc") == "_31abc");
+    CHECK(vmstor::escape_path_segment("2024-01.qcow2") == "_32024_2d01_2eqcow2");
+    CHECK(vmstor::unescape_path_segment("_31abc") == "1abc");
+    for (std::string name : {"", "a", "disk-1.qcow2", "_", "__", "x y/z", "\x01\xfe", "9", "0_1"})
         CHECK(vmstor::unescape_path_segment(vmstor::escape_path_segment(name)) == name);
     CHECK(code_of([] { vmstor::unescape_path_segment("a_z1"); }) == ErrorCode::InvalidArgument);
     CHECK(code_of([] { vmstor::unescape_path_segment("a_1"); }) == ErrorCode::InvalidArgument);
     CHECK(code_of([] { vmstor::unescape_path_segment("a-b"); }) == ErrorCode::InvalidArgument);
+    // Each name has one segment: other spellings that sd_bus_path_decode would read are refused.
+    CHECK(code_of([] { vmstor::unescape_path_segment("_61"); }) == ErrorCode::InvalidArgument);
+    CHECK(code_of([] { vmstor::unescape_path_segment("1abc"); }) == ErrorCode::InvalidArgument);
+    CHECK(code_of([] { vmstor::unescape_path_segment(""); }) == ErrorCode::InvalidArgument);
 }
 
 TEST_CASE("parse_size understands plain bytes and binary units") {

@@ -66,6 +66,8 @@ TEST_CASE("object paths escape names and read them back") {
     CHECK(volume_path("my-pool", "disk.qcow2") == "/org/vmstor/Storage1/pool/my_2dpool/volume/disk_2eqcow2");
     CHECK(job_path(7) == "/org/vmstor/Storage1/job/7");
     CHECK(pool_name_from_path(pool_path("a b/c")) == "a b/c");
+    CHECK(volume_path("2024", "1.raw") == "/org/vmstor/Storage1/pool/_32024/volume/_31_2eraw");
+    CHECK(pool_name_from_path("/org/vmstor/Storage1/pool/_32024") == "2024");
     auto [pool, volume] = volume_names_from_path(volume_path("p_1", "v.img"));
     CHECK(pool == "p_1");
     CHECK(volume == "v.img");
@@ -93,9 +95,11 @@ TEST_CASE("the error boundary maps every exception to a named D-Bus error") {
     CHECK(name_of([] { throw 42; }) == "org.vmstor.Storage1.Error.Failed");
     CHECK(name_of([] { throw sdbus::Error("org.example.Mine", "m"); }) == "org.example.Mine");
     CHECK(guarded([] { return 5; }) == 5);
+    std::string message = "no error";
     try {
         guarded([] { throw Error(ErrorCode::Busy, "volume 'v' is locked by another process"); });
     } catch (const sdbus::Error& e) {
-        CHECK(e.getMessage() == "volume 'v' is locked by another process");
+        message = e.getMessage();
     }
+    CHECK(message == "volume 'v' is locked by another process");
 }
