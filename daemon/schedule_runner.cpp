@@ -83,6 +83,8 @@ void ScheduleRunner::arm(const VolumeKey& volume) {
     const storage::VolumeSchedule schedule = service_.schedules().schedule(volume);
     const storage::ScheduleRecord* record =
         service_.schedules().record(volume, storage::ScheduledWork::Snapshot);
+    if (systemd_)
+        follow_with_systemd(volume, schedule);
     if (!schedule.snapshot || !record) {
         armed_.erase(volume);
         return;

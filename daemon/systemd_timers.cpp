@@ -96,12 +96,12 @@ void SystemdTimers::stop_all(const std::string& prefix) {
 void SystemdTimers::start(const std::string& unit, const std::string& description,
                           const std::string& calendar, const std::string& object,
                           const std::string& interface, const std::string& method) {
+    // The timer activates the service of its own name, given beside it.
     const std::string service = unit.substr(0, unit.size() - std::string(".timer").size()) + ".service";
     std::vector<Property> timer = {
         {"Description", sdbus::Variant(description)},
         {"TimersCalendar",
          sdbus::Variant(std::vector<sdbus::Struct<std::string, std::string>>{{"OnCalendar", calendar}})},
-        {"Unit", sdbus::Variant(service)},
     };
     std::vector<std::string> argv = {busctl_, "call", bus_name, object, interface, method, "a{sv}", "0"};
     std::vector<Property> service_properties = {
