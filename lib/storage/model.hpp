@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,10 @@ struct PoolState {
     std::uint64_t capacity = 0;
     std::uint64_t allocation = 0;
     std::uint64_t available = 0;
+    /// For a pool on a mounted file system (dir, fs, netfs): the bytes an unprivileged writer can still
+    /// write there (statvfs f_bavail). libvirt's `available` is f_bfree, which counts the blocks ext4
+    /// keeps back (for root, for its own metadata), so it never reaches 0 on a full ext4.
+    std::optional<std::uint64_t> writable;
     std::string target_path;
     virt::PoolSource source;
     double overcommit = 0; ///< sum of volume capacities / pool capacity
