@@ -28,13 +28,13 @@ std::string_view pool_state_name(int state) {
     }
 }
 
-std::optional<std::uint64_t> writable_bytes(const PoolState& pool) {
+std::uint64_t kept_back_bytes(const PoolState& pool) {
     if (!pool.active || (pool.type != "dir" && pool.type != "fs" && pool.type != "netfs"))
-        return std::nullopt;
+        return 0;
     struct statvfs fs {};
     if (pool.target_path.empty() || ::statvfs(pool.target_path.c_str(), &fs) != 0)
-        return std::nullopt;
-    return std::uint64_t{fs.f_bavail} * fs.f_frsize;
+        return 0;
+    return std::uint64_t{fs.f_bfree - fs.f_bavail} * fs.f_frsize;
 }
 
 } // namespace
@@ -72,7 +72,7 @@ PoolState read_pool_state(virStoragePoolPtr pool) {
     state.type = description.type;
     state.target_path = description.target_path;
     state.source = description.source;
-    state.writable = writable_bytes(state);
+    state.kept_back = kept_back_bytes(state);
     return state;
 }
 

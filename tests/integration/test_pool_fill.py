@@ -145,13 +145,15 @@ class PoolFillTest(IntegrationTest):
         self.assert_crossed("filling", crossings, "ok")
 
     def test_thresholds_moved_over_the_level_signal_and_outlive_a_restart(self):
-        self.create_loop_pool("limits")
+        target = self.create_loop_pool("limits")
         path = pool_path("limits")
         crossings = self.record_crossings("limits")
         self.assertEqual(self.properties(path, POOL)["Thresholds"], {"warning": 0.8, "critical": 0.95})
-        used = self.used("limits")
+        self.fill_to("limits", os.path.join(target, "data"), 0.3)
+        self.refresh("limits")
+        self.assertEqual(crossings, [])
         # Both below the fill level: the pool is now critical, and says so once.
-        wanted = {"warning": round(used / 3, 4), "critical": round(used / 2, 4)}
+        wanted = {"warning": 0.1234567891, "critical": 0.2345678912}  # read back to the last digit
         self.set_property(path, POOL, "Thresholds", dbus.Dictionary(wanted, signature="sd"))
         self.assertIsNotNone(self.signals.wait_changed(path, POOL, "Thresholds"),
                              "no PropertiesChanged for Thresholds")
