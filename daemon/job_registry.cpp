@@ -100,10 +100,7 @@ void JobObject::reply_when_done(sdbus::Result<sdbus::ObjectPath>&& result) {
 
 void JobObject::Cancel(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
-        for (const auto& [key, value] : options)
-            if (key != "auth.no_user_interaction")
-                throw vmstor::Error(ErrorCode::InvalidArgument,
-                                    fmt::format("Job.Cancel options: unknown key '{}'", key));
+        Options(options, "Job.Cancel options", {});
         if (!running())
             throw vmstor::Error(
                 ErrorCode::InvalidArgument,

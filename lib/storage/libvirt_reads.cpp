@@ -5,6 +5,7 @@
 #include "virt/errors.hpp"
 
 #include <fmt/format.h>
+#include <sys/statvfs.h>
 
 namespace vmstor::storage {
 
@@ -25,6 +26,15 @@ std::string_view pool_state_name(int state) {
     default:
         return "inaccessible";
     }
+}
+
+std::uint64_t kept_back_bytes(const PoolState& pool) {
+    if (!pool.active || (pool.type != "dir" && pool.type != "fs" && pool.type != "netfs"))
+        return 0;
+    struct statvfs fs {};
+    if (pool.target_path.empty() || ::statvfs(pool.target_path.c_str(), &fs) != 0)
+        return 0;
+    return std::uint64_t{fs.f_bfree - fs.f_bavail} * fs.f_frsize;
 }
 
 } // namespace
@@ -62,6 +72,7 @@ PoolState read_pool_state(virStoragePoolPtr pool) {
     state.type = description.type;
     state.target_path = description.target_path;
     state.source = description.source;
+    state.kept_back = kept_back_bytes(state);
     return state;
 }
 

@@ -19,7 +19,7 @@ std::string_view fill_level_name(FillLevel level) {
 FillLevel fill_level(const PoolState& pool, const Thresholds& thresholds) {
     if (!pool.active || pool.capacity == 0)
         return FillLevel::Ok;
-    if (pool.available == 0)
+    if (pool.available <= pool.kept_back)
         return FillLevel::Full;
     double used = static_cast<double>(pool.allocation) / static_cast<double>(pool.capacity);
     if (used >= thresholds.critical)

@@ -24,6 +24,12 @@ struct PoolState {
     std::uint64_t capacity = 0;
     std::uint64_t allocation = 0;
     std::uint64_t available = 0;
+    /// For a pool on a mounted file system (dir, fs, netfs): the free bytes that the file system keeps
+    /// back from unprivileged writers (statvfs f_bfree - f_bavail: for root, ext4's for its metadata).
+    /// libvirt's `available` is f_bfree, so it never reaches 0 on a full ext4: the pool is full when
+    /// `available` is down to these. Taken apart from libvirt's figures, which are as of its last
+    /// refresh, as it hardly moves.
+    std::uint64_t kept_back = 0;
     std::string target_path;
     virt::PoolSource source;
     double overcommit = 0; ///< sum of volume capacities / pool capacity

@@ -113,6 +113,12 @@ TEST_CASE("fill levels follow the pool's thresholds") {
     CHECK(fill_level(pool, thresholds) == FillLevel::Critical);
     pool.available = 0;
     CHECK(fill_level(pool, thresholds) == FillLevel::Full);
+    // On a file system, full is when nothing more can be written, whatever libvirt counts as free.
+    pool.available = 20;
+    pool.kept_back = 20;
+    CHECK(fill_level(pool, thresholds) == FillLevel::Full);
+    pool.kept_back = 10;
+    CHECK(fill_level(pool, thresholds) == FillLevel::Critical);
     pool.active = false;
     CHECK(fill_level(pool, thresholds) == FillLevel::Ok);
 }
