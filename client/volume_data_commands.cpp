@@ -16,6 +16,9 @@ namespace vmstor::client {
 
 namespace {
 
+/// The most extents one Volume.Map answers (its D-Bus contract).
+constexpr std::size_t map_page_extents = 65536;
+
 std::optional<std::uint64_t> optional_size(const std::string& text) {
     if (text.empty())
         return std::nullopt;
@@ -252,9 +255,21 @@ void add_vol_map(CLI::App& app, CommandContext& context) {
     command->callback([&context, name] {
         auto extents = nlohmann::json::array();
         translating_unknown_object(volume_missing(*name), [&] {
-            for (const auto& extent :
-                 VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Map({}))
-                extents.push_back(properties_to_json(extent));
+            VolumeProxy volume(context.bus(), volume_object_path(name->pool, name->volume));
+            // Page by page: a full page may have more after it, from the end of its last extent on.
+            for (std::uint64_t offset = 0;;) {
+                auto page = volume.Map({{"offset", sdbus::Variant(offset)}});
+                for (const auto& extent : page)
+                    extents.push_back(properties_to_json(extent));
+                if (page.size() < map_page_extents)
+                    break;
+                std::uint64_t next = page.back().at("start").get<std::uint64_t>() +
+                                     page.back().at("length").get<std::uint64_t>();
+                if (next <= offset)
+                    throw vmstor::Error(ErrorCode::Failed,
+                                        "vmstord answered a map page that does not advance");
+                offset = next;
+            }
         });
         context.print(extents, [&] { return map_report_text(extents); });
     });

@@ -8,7 +8,7 @@ namespace vmstor::daemon {
 
 ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers)
     : bus_(bus), scheduler_(scheduler), authorizer_(bus), jobs_(bus, scheduler, workers, authorizer_),
-      volume_bus_(bus) {}
+      replies_(scheduler), volume_bus_(bus) {}
 
 ObjectTree::~ObjectTree() {
     snapshots_.clear();
@@ -39,7 +39,8 @@ void ObjectTree::pool_added(const storage::PoolState& pool) {
     // A pool removed and re-added before the graveyard was flushed must not be registered twice.
     dead_pools_.erase(pool.name);
     spdlog::debug("pool '{}' appeared", pool.name);
-    pools_[pool.name] = std::make_unique<PoolObject>(bus_, volume_bus_.raw(), *service_, jobs_, authorizer_, pool);
+    pools_[pool.name] =
+        std::make_unique<PoolObject>(bus_, volume_bus_.raw(), *service_, jobs_, authorizer_, pool);
 }
 
 void ObjectTree::pool_changed(const storage::PoolState& before, const storage::PoolState& after) {
@@ -59,7 +60,7 @@ void ObjectTree::pool_removed(const storage::PoolState& pool) {
 void ObjectTree::volume_added(const storage::VolumeState& volume) {
     dead_volumes_.erase({volume.pool, volume.name});
     volumes_[{volume.pool, volume.name}] =
-        std::make_unique<VolumeObject>(volume_bus_, *service_, jobs_, authorizer_, volume);
+        std::make_unique<VolumeObject>(volume_bus_, *service_, jobs_, authorizer_, replies_, volume);
     sync_snapshots(volume);
 }
 

@@ -6,6 +6,7 @@
 #include "job_registry.hpp"
 #include "manager_object.hpp"
 #include "pool_object.hpp"
+#include "reply_workers.hpp"
 #include "snapshot_object.hpp"
 #include "volume_bus.hpp"
 #include "volume_object.hpp"
@@ -49,6 +50,7 @@ class ObjectTree final : public storage::Observer {
     storage::StorageService* service_ = nullptr;
     Authorizer authorizer_;
     JobRegistry jobs_;
+    ReplyWorkers replies_;
     VolumeBus volume_bus_; ///< declared before the volumes, which unregister from it when destroyed
     std::unique_ptr<ManagerObject> manager_;
     std::map<std::string, std::unique_ptr<PoolObject>> pools_;

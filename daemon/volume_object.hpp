@@ -5,6 +5,7 @@
 #pragma once
 
 #include "authorized_call.hpp"
+#include "map_reply.hpp"
 #include "storage/service.hpp"
 
 #include <map>
@@ -16,13 +17,14 @@ namespace vmstor::daemon {
 
 class JobRegistry;
 class Authorizer;
+class ReplyWorkers;
 class VolumeBus;
 
 class VolumeObject final {
   public:
     /// @brief Registers the object on `bus` and emits InterfacesAdded.
     VolumeObject(VolumeBus& bus, storage::StorageService& service, JobRegistry& jobs, Authorizer& authorizer,
-                 const storage::VolumeState& state);
+                 ReplyWorkers& replies, const storage::VolumeState& state);
     /// @brief Emits InterfacesRemoved and unregisters the object.
     ~VolumeObject();
     VolumeObject(const VolumeObject&) = delete;
@@ -57,7 +59,7 @@ class VolumeObject final {
     void Rebase(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
                 Dict options);
     void Measure(const Caller& caller, sdbus::Result<Dict>&& result, Dict options);
-    void Map(const Caller& caller, sdbus::Result<std::vector<Dict>>&& result, Dict options);
+    void Map(const Caller& caller, sdbus::Result<MapReply>&& result, Dict options);
 
     [[noreturn]] void not_yet(std::string_view member) const;
     /// @brief The polkit details of this volume.
@@ -74,6 +76,7 @@ class VolumeObject final {
     storage::StorageService& service_;
     JobRegistry& jobs_;
     Authorizer& authorizer_;
+    ReplyWorkers& replies_;
     std::string pool_;
     std::string name_;
     storage::VolumeState state_;
