@@ -33,7 +33,7 @@ class CallerStream {
     std::string what_;
     /// A regular file or a block device: its reads and writes never wait for a peer.
     bool local_ = false;
-    /// The kernel refused RWF_NOWAIT on this fd: after poll(2), writes go a pipe buffer (PIPE_BUF) at a
+    /// The kernel refused RWF_NOWAIT on this fd: after poll(2), writes go out a pipe buffer (PIPE_BUF) at a
     /// time, which a ready pipe takes without blocking.
     bool no_nowait_ = false;
 };
