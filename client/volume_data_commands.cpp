@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <sdbus-c++/sdbus-c++.h>
 #include <unistd.h>
 
 #include "bus.hpp"
@@ -15,6 +17,62 @@
 namespace vmstor::client {
 
 namespace {
+
+/// The most extents one Volume.Map answers (its D-Bus contract).
+constexpr std::size_t map_page_extents = 65536;
+
+/// @brief The value of the variant the reply is at: the types a Map extent uses.
+nlohmann::json read_map_value(sdbus::Message& reply) {
+    std::string type;
+    std::string contents;
+    reply.peekType(type, contents);
+    reply.enterVariant(contents);
+    nlohmann::json value;
+    if (contents == "t") {
+        std::uint64_t number = 0;
+        reply >> number;
+        value = number;
+    } else if (contents == "i") {
+        std::int32_t number = 0;
+        reply >> number;
+        value = number;
+    } else if (contents == "b") {
+        bool flag = false;
+        reply >> flag;
+        value = flag;
+    } else {
+        throw vmstor::Error(ErrorCode::Failed, "vmstord answered a map value of type '" + contents + "'");
+    }
+    reply.exitVariant();
+    return value;
+}
+
+/// @brief Appends one page of Volume.Map from `offset` to `extents`; returns how many it had. The reply is
+/// read field by field: an sdbus::Variant per field (each its own message) would cost the client far
+/// more than the answer itself.
+std::size_t read_map_page(sdbus::IProxy& volume, std::uint64_t offset, nlohmann::json& extents) {
+    auto call = volume.createMethodCall(volume_interface, "Map");
+    call << std::map<std::string, sdbus::Variant>{{"offset", sdbus::Variant(offset)}};
+    auto reply = volume.callMethod(call);
+    std::size_t count = 0;
+    reply.enterContainer("a{sv}");
+    while (reply.enterContainer("{sv}")) {
+        nlohmann::json extent = nlohmann::json::object();
+        while (reply.enterDictEntry("sv")) {
+            std::string key;
+            reply >> key;
+            extent[key] = read_map_value(reply);
+            reply.exitDictEntry();
+        }
+        reply.clearFlags();
+        reply.exitContainer();
+        extents.push_back(std::move(extent));
+        ++count;
+    }
+    reply.clearFlags();
+    reply.exitContainer();
+    return count;
+}
 
 std::optional<std::uint64_t> optional_size(const std::string& text) {
     if (text.empty())
@@ -252,9 +310,20 @@ void add_vol_map(CLI::App& app, CommandContext& context) {
     command->callback([&context, name] {
         auto extents = nlohmann::json::array();
         translating_unknown_object(volume_missing(*name), [&] {
-            for (const auto& extent :
-                 VolumeProxy(context.bus(), volume_object_path(name->pool, name->volume)).Map({}))
-                extents.push_back(properties_to_json(extent));
+            auto volume =
+                sdbus::createProxy(context.bus(), service_name, volume_object_path(name->pool, name->volume));
+            // Page by page: a full page may have more after it, from the end of its last extent on.
+            for (std::uint64_t offset = 0;;) {
+                std::size_t count = read_map_page(*volume, offset, extents);
+                if (count < map_page_extents)
+                    break;
+                std::uint64_t next = extents.back().at("start").get<std::uint64_t>() +
+                                     extents.back().at("length").get<std::uint64_t>();
+                if (next <= offset)
+                    throw vmstor::Error(ErrorCode::Failed,
+                                        "vmstord answered a map page that does not advance");
+                offset = next;
+            }
         });
         context.print(extents, [&] { return map_report_text(extents); });
     });

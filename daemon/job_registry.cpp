@@ -197,7 +197,7 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
     jobs_[id] = std::move(job);
     finishers_[id] = std::move(spec.finished);
     std::weak_ptr<bool> alive = alive_;
-    workers_.submit([this, alive, id, context, files = spec.files, work = std::move(spec.work)]() mutable {
+    auto run = [this, alive, id, context, files = spec.files, work = std::move(spec.work)]() mutable {
         bool success = true;
         std::string error_name;
         std::string message;
@@ -218,13 +218,23 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
             error_name = std::string(error_prefix) + "Failed";
             message = std::string("internal error: ") + e.what();
         }
+        // Asked to stop, it stopped: however the work noticed (a closed stream, an interrupted copy).
+        if (!success && context->cancelled() &&
+            error_name != std::string(error_prefix) + std::string(error_code_name(ErrorCode::Cancelled))) {
+            error_name = std::string(error_prefix) + std::string(error_code_name(ErrorCode::Cancelled));
+            message = fmt::format("job {}: cancelled (then: {})", id, message);
+        }
         // What the work holds (a new volume's unnamed file and its space) is gone before the job ends.
         work = nullptr;
         scheduler_.post([this, alive, id, success, error_name, message] {
             if (!alive.expired())
                 complete(id, success, error_name, message);
         });
-    });
+    };
+    if (spec.waits_on_caller)
+        workers_.run_apart(std::move(run));
+    else
+        workers_.submit(std::move(run));
     schedule_tick();
     return sdbus::ObjectPath(job_path(id));
 }

@@ -51,6 +51,9 @@ struct JobSpec {
     /// Final paths of the new volumes the job makes (they get their names when the job completes): no
     /// other job or CreateVolume may take them meanwhile (Busy). Not locked: no such file exists yet.
     std::vector<std::string> new_files;
+    /// The work reads or writes a caller's stream and may wait on it as long as the caller likes: it runs
+    /// on a thread of its own, not on the bounded pool, so that a stalled caller stalls only this job.
+    bool waits_on_caller = false;
     /// Runs on a worker thread; reports through the context; throws vmstor::Error to fail.
     std::function<void(storage::JobContext&)> work;
     /// Runs on the main loop once the work ended, before Completed is emitted (refresh pools, clean up).
@@ -119,7 +122,9 @@ class JobRegistry {
     /// @brief Asks every running job to stop.
     ~JobRegistry();
 
-    /// @brief Creates the job object and queues its work; returns the job's path at once. Throws Busy
+    /// @brief Creates the job object and queues its work (or starts it on its own thread, if it waits on its
+    /// caller); returns the job's path at once. A job whose work stops after a Cancel ends `cancelled`,
+    /// whatever the work threw. Throws Busy
     /// when another running job holds one of spec.files, LimitExceeded when the caller has as many jobs
     /// running or queued as it may.
     sdbus::ObjectPath start(JobSpec spec);

@@ -8,7 +8,7 @@ namespace vmstor::daemon {
 
 ObjectTree::ObjectTree(sdbus::IConnection& bus, storage::Scheduler& scheduler, storage::WorkerPool& workers)
     : bus_(bus), scheduler_(scheduler), authorizer_(bus), jobs_(bus, scheduler, workers, authorizer_),
-      volume_bus_(bus) {}
+      replies_(scheduler), volume_bus_(bus) {}
 
 ObjectTree::~ObjectTree() {
     snapshots_.clear();
@@ -61,8 +61,8 @@ void ObjectTree::pool_removed(const storage::PoolState& pool) {
 
 void ObjectTree::volume_added(const storage::VolumeState& volume) {
     dead_volumes_.erase({volume.pool, volume.name});
-    volumes_[{volume.pool, volume.name}] =
-        std::make_unique<VolumeObject>(volume_bus_, *service_, jobs_, authorizer_, *schedules_, volume);
+    volumes_[{volume.pool, volume.name}] = std::make_unique<VolumeObject>(
+        volume_bus_, *service_, jobs_, authorizer_, replies_, *schedules_, volume);
     sync_snapshots(volume);
 }
 

@@ -6,6 +6,7 @@
 #include "job_registry.hpp"
 #include "manager_object.hpp"
 #include "pool_object.hpp"
+#include "reply_workers.hpp"
 #include "schedule_runner.hpp"
 #include "snapshot_object.hpp"
 #include "volume_bus.hpp"
@@ -50,6 +51,7 @@ class ObjectTree final : public storage::Observer {
     storage::StorageService* service_ = nullptr;
     Authorizer authorizer_;
     JobRegistry jobs_;
+    ReplyWorkers replies_;
     VolumeBus volume_bus_; ///< declared before the volumes, which unregister from it when destroyed
     std::unique_ptr<ManagerObject> manager_;
     std::unique_ptr<ScheduleRunner> schedules_;

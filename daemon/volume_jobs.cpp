@@ -315,6 +315,7 @@ JobSpec upload_volume_job(storage::StorageService& service, const storage::Volum
     refuse_if_locked(volume, "upload into");
     storage::StreamRange range = stream_range(volume, options, "Volume.Upload");
     JobSpec spec = volume_job(&service, volume, "volume-upload");
+    spec.waits_on_caller = true;
     spec.work = [stream = share(std::move(fd)), image = service.image_of(volume), range, name = volume.name,
                  pool = volume.pool](storage::JobContext& context) {
         naming_a_full_disk("upload into", name, pool,
@@ -329,6 +330,7 @@ JobSpec download_volume_job(storage::StorageService& service, const storage::Vol
     check_volume_file(service, volume);
     storage::StreamRange range = stream_range(volume, options, "Volume.Download");
     JobSpec spec = volume_job(nullptr, volume, "volume-download");
+    spec.waits_on_caller = true;
     spec.work = [stream = share(std::move(fd)), image = service.image_of(volume),
                  range](storage::JobContext& context) {
         storage::download_from_image(stream->get(), image, range, context);
@@ -361,6 +363,7 @@ JobSpec import_volume_job(storage::StorageService& service, const std::string& p
                             "Pool.ImportVolume does not compress; import, then Convert");
     JobSpec spec;
     spec.operation = "pool-import-volume";
+    spec.waits_on_caller = true;
     spec.objects = {sdbus::ObjectPath(pool_path(pool))};
     make_new_volume(service, pool, name, size, target, spec);
     if (target.into_device) {

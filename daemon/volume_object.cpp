@@ -7,6 +7,7 @@
 #include "job_registry.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
+#include "reply_workers.hpp"
 #include "snapshot_object.hpp"
 #include "storage/image_jobs.hpp"
 #include "storage/image_lock.hpp"
@@ -40,6 +41,27 @@ std::vector<std::string> changed_properties(const storage::VolumeState& a, const
     return names;
 }
 
+constexpr std::size_t max_check_messages = 1000;
+
+/// @brief Volume.Check's answer: the counts and messages of `qemu-img check --output=json`, at most
+/// max_check_messages messages (a badly broken image can have one per cluster).
+std::map<std::string, sdbus::Variant> check_answer(const storage::CheckReport& report,
+                                                   const std::string& path, const std::string& format) {
+    std::map<std::string, sdbus::Variant> out;
+    for (const auto& [key, value] : report.counts)
+        out[key] = value;
+    out["filename"] = path;
+    out["format"] = format;
+    std::vector<std::string> messages(
+        report.messages.begin(), report.messages.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                               report.messages.size(), max_check_messages)));
+    if (report.messages.size() > max_check_messages)
+        messages.push_back(
+            fmt::format("... and {} more messages", report.messages.size() - max_check_messages));
+    out["messages"] = messages;
+    return out;
+}
+
 std::vector<OptionSpec> wipe_option_keys() {
     return JobOptions::keys_with({{"algorithm", "s"}});
 }
@@ -51,10 +73,10 @@ std::vector<OptionSpec> rebase_option_keys() {
 } // namespace
 
 VolumeObject::VolumeObject(VolumeBus& bus, storage::StorageService& service, JobRegistry& jobs,
-                           Authorizer& authorizer, ScheduleRunner& schedules,
+                           Authorizer& authorizer, ReplyWorkers& replies, ScheduleRunner& schedules,
                            const storage::VolumeState& state)
-    : bus_(bus), service_(service), jobs_(jobs), authorizer_(authorizer), schedules_(schedules),
-      pool_(state.pool), name_(state.name), state_(state) {
+    : bus_(bus), service_(service), jobs_(jobs), authorizer_(authorizer), replies_(replies),
+      schedules_(schedules), pool_(state.pool), name_(state.name), state_(state) {
     bus_.add(volume_path(pool_, name_), *this);
 }
 
@@ -165,31 +187,49 @@ void VolumeObject::Check(const Caller& caller, sdbus::Result<Dict>&& result, Dic
     guarded([&] {
         Options opts(options, "Volume.Check options", {{"repair", "s"}});
         std::string repair = opts.text("repair").value_or("");
-        reply_when_authorized(
-            authorizer_, caller, alive_, std::move(result),
-            {opening(repair.empty() ? Action::Read : Action::ManageVolumes)}, [this, repair](const Caller&) {
-                check_volume_file(service_, state_);
-                if (!repair.empty() && repair != "leaks" && repair != "all")
-                    throw vmstor::Error(
-                        ErrorCode::InvalidArgument,
-                        fmt::format("Volume.Check: repair '{}' is not one of leaks, all", repair));
-                std::optional<storage::ImageWriteLock> lock; // a repair writes: QEMU must not meanwhile
-                if (!repair.empty()) {
-                    refuse_if_busy("repair", false);
-                    lock.emplace(state_.path);
-                }
-                storage::CheckReport report = storage::check_image_file(
-                    service_.image_of(state_), repair == "all"     ? storage::RepairLevel::All
-                                               : repair == "leaks" ? storage::RepairLevel::Leaks
-                                                                   : storage::RepairLevel::None);
-                std::map<std::string, sdbus::Variant> out;
-                for (const auto& [key, value] : report.counts)
-                    out[key] = value;
-                out["filename"] = state_.path;
-                out["format"] = state_.format;
-                out["messages"] = report.messages;
-                return out;
-            });
+        if (!repair.empty() && repair != "leaks" && repair != "all")
+            throw vmstor::Error(ErrorCode::InvalidArgument,
+                                fmt::format("Volume.Check: repair '{}' is not one of leaks, all", repair));
+        when_authorized(authorizer_, caller, alive_, std::move(result),
+                        {opening(repair.empty() ? Action::Read : Action::ManageVolumes)},
+                        [this, repair](const Caller&, sdbus::Result<Dict>&& reply) {
+                            check_volume_file(service_, state_);
+                            storage::RepairLevel level = repair == "all"     ? storage::RepairLevel::All
+                                                         : repair == "leaks" ? storage::RepairLevel::Leaks
+                                                                             : storage::RepairLevel::None;
+                            auto check = [image = service_.image_of(state_), level] {
+                                return storage::check_image_file(image, level);
+                            };
+                            auto answer = [path = state_.path,
+                                           format = state_.format](storage::CheckReport report) {
+                                return check_answer(report, path, format);
+                            };
+                            if (repair.empty()) {
+                                replies_.reply(std::move(reply), check, answer);
+                                return;
+                            }
+                            // A repair writes: no job may use the file meanwhile (Busy), nor QEMU open it for
+                            // writing.
+                            refuse_if_busy("repair", false);
+                            auto shared = std::make_shared<sdbus::Result<Dict>>(std::move(reply));
+                            auto report = std::make_shared<storage::CheckReport>();
+                            try {
+                                jobs_.run_briefly(
+                                    state_.path,
+                                    [check, report, path = state_.path] {
+                                        storage::ImageWriteLock lock(path);
+                                        *report = check();
+                                    },
+                                    [shared, report, answer](std::exception_ptr error) {
+                                        if (error)
+                                            shared->returnError(to_dbus_error(error));
+                                        else
+                                            shared->returnResults(answer(std::move(*report)));
+                                    });
+                            } catch (...) {
+                                shared->returnError(to_dbus_error(std::current_exception()));
+                            }
+                        });
     });
 }
 
@@ -197,14 +237,16 @@ void VolumeObject::Info(const Caller& caller, sdbus::Result<std::string>&& resul
     guarded([&] {
         Options opts(options, "Volume.Info options", {{"backing-chain", "b"}});
         bool chain = opts.flag("backing-chain", false);
-        reply_when_authorized(authorizer_, caller.without_interaction(), alive_, std::move(result),
-                              {opening(Action::Read)}, [this, chain](const Caller&) {
-                                  check_volume_file(service_, state_);
-                                  if (std::string format = service_.data_format(state_);
-                                      format != "raw" && format != "qcow2")
-                                      not_yet("Info of a volume that is neither raw nor qcow2");
-                                  return storage::image_info_json(service_.image_of(state_), chain);
-                              });
+        when_authorized(
+            authorizer_, caller.without_interaction(), alive_, std::move(result), {opening(Action::Read)},
+            [this, chain](const Caller&, sdbus::Result<std::string>&& reply) {
+                check_volume_file(service_, state_);
+                if (std::string format = service_.data_format(state_); format != "raw" && format != "qcow2")
+                    not_yet("Info of a volume that is neither raw nor qcow2");
+                replies_.reply(std::move(reply), [image = service_.image_of(state_), chain] {
+                    return storage::image_info_json(image, chain);
+                });
+            });
     });
 }
 
@@ -372,39 +414,40 @@ void VolumeObject::Measure(const Caller& caller, sdbus::Result<Dict>&& result, D
         Options opts(options, "Volume.Measure options", {{"format", "s"}, {"cluster_size", "t"}});
         std::string format = opts.text("format").value_or("qcow2");
         std::optional<std::uint64_t> cluster_size = opts.u64("cluster_size");
-        reply_when_authorized(authorizer_, caller.without_interaction(), alive_, std::move(result),
-                              {opening(Action::Read)}, [this, format, cluster_size](const Caller&) {
-                                  check_volume_file(service_, state_);
-                                  storage::MeasureReport report = storage::measure_image_file(
-                                      service_.image_of(state_), format, cluster_size);
-                                  Dict out;
-                                  out["required"] = report.required;
-                                  out["fully-allocated"] = report.fully_allocated;
-                                  return out;
-                              });
+        when_authorized(authorizer_, caller.without_interaction(), alive_, std::move(result),
+                        {opening(Action::Read)},
+                        [this, format, cluster_size](const Caller&, sdbus::Result<Dict>&& reply) {
+                            check_volume_file(service_, state_);
+                            replies_.reply(
+                                std::move(reply),
+                                [image = service_.image_of(state_), format, cluster_size] {
+                                    return storage::measure_image_file(image, format, cluster_size);
+                                },
+                                [](storage::MeasureReport report) {
+                                    return Dict{{"required", report.required},
+                                                {"fully-allocated", report.fully_allocated}};
+                                });
+                        });
     });
 }
 
-void VolumeObject::Map(const Caller& caller, sdbus::Result<std::vector<Dict>>&& result, Dict options) {
+void VolumeObject::Map(const Caller& caller, sdbus::Result<MapReply>&& result, Dict options) {
     guarded([&] {
-        Options(options, "Volume.Map options", {});
-        reply_when_authorized(
+        Options opts(options, "Volume.Map options", {{"offset", "t"}, {"length", "t"}});
+        std::uint64_t offset = opts.u64("offset").value_or(0);
+        std::optional<std::uint64_t> length = opts.u64("length");
+        if (length && *length == 0)
+            throw vmstor::Error(ErrorCode::InvalidArgument,
+                                "Volume.Map: option 'length' is 0 bytes; leave it out to map to the end");
+        when_authorized(
             authorizer_, caller.without_interaction(), alive_, std::move(result), {opening(Action::Read)},
-            [this](const Caller&) {
+            [this, offset, length](const Caller&, sdbus::Result<MapReply>&& reply) {
                 check_volume_file(service_, state_);
                 if (std::string format = service_.data_format(state_); format != "raw" && format != "qcow2")
                     not_yet("Map of a volume that is neither raw nor qcow2");
-                std::vector<Dict> out;
-                for (const storage::MapExtent& extent : storage::map_image_file(service_.image_of(state_))) {
-                    Dict entry{
-                        {"start", extent.start},          {"length", extent.length}, {"depth", extent.depth},
-                        {"present", extent.present},      {"zero", extent.zero},     {"data", extent.data},
-                        {"compressed", extent.compressed}};
-                    if (extent.offset)
-                        entry["offset"] = *extent.offset;
-                    out.push_back(std::move(entry));
-                }
-                return out;
+                replies_.reply(std::move(reply), [image = service_.image_of(state_), offset, length] {
+                    return MapReply{storage::map_image_file(image, offset, length, max_map_extents)};
+                });
             });
     });
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "authorized_call.hpp"
+#include "map_reply.hpp"
 #include "storage/service.hpp"
 
 #include <map>
@@ -16,6 +17,7 @@ namespace vmstor::daemon {
 
 class JobRegistry;
 class Authorizer;
+class ReplyWorkers;
 class VolumeBus;
 class ScheduleRunner;
 
@@ -23,7 +25,7 @@ class VolumeObject final {
   public:
     /// @brief Registers the object on `bus` and emits InterfacesAdded.
     VolumeObject(VolumeBus& bus, storage::StorageService& service, JobRegistry& jobs, Authorizer& authorizer,
-                 ScheduleRunner& schedules, const storage::VolumeState& state);
+                 ReplyWorkers& replies, ScheduleRunner& schedules, const storage::VolumeState& state);
     /// @brief Emits InterfacesRemoved and unregisters the object.
     ~VolumeObject();
     VolumeObject(const VolumeObject&) = delete;
@@ -58,7 +60,7 @@ class VolumeObject final {
     void Rebase(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, std::string backing,
                 Dict options);
     void Measure(const Caller& caller, sdbus::Result<Dict>&& result, Dict options);
-    void Map(const Caller& caller, sdbus::Result<std::vector<Dict>>&& result, Dict options);
+    void Map(const Caller& caller, sdbus::Result<MapReply>&& result, Dict options);
     void SetSchedule(const Caller& caller, sdbus::Result<>&& result, Dict schedule, Dict options);
     void RunSchedule(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options);
 
@@ -77,6 +79,7 @@ class VolumeObject final {
     storage::StorageService& service_;
     JobRegistry& jobs_;
     Authorizer& authorizer_;
+    ReplyWorkers& replies_;
     ScheduleRunner& schedules_;
     std::string pool_;
     std::string name_;

@@ -32,8 +32,10 @@ ChainStatus chain_block_status(Image& top, std::uint64_t offset, std::uint64_t l
     }
 }
 
-void for_each_map_extent(Image& top, const std::function<void(const MapExtent&)>& visit) {
+void for_each_map_extent(Image& top, std::uint64_t offset, std::uint64_t length,
+                         const std::function<bool(const MapExtent&)>& visit) {
     const std::uint64_t size = top.virtual_size();
+    const std::uint64_t end = offset >= size ? offset : offset + std::min(length, size - offset);
     auto mergeable = [](const MapExtent& a, const ChainStatus& b) {
         return a.status.zero == b.zero && a.status.data == b.data && a.status.depth == b.depth &&
                a.status.present == b.present && a.status.file == b.file &&
@@ -41,20 +43,26 @@ void for_each_map_extent(Image& top, const std::function<void(const MapExtent&)>
                (!a.status.offset || *a.status.offset + a.status.length == *b.offset);
     };
     std::optional<MapExtent> current;
-    for (std::uint64_t offset = 0; offset < size;) {
-        ChainStatus status =
-            chain_block_status(top, offset, std::min<std::uint64_t>(size - offset, 1ull << 30));
+    for (std::uint64_t at = offset; at < end;) {
+        ChainStatus status = chain_block_status(top, at, std::min<std::uint64_t>(end - at, 1ull << 30));
         if (current && mergeable(*current, status)) {
             current->status.length += status.length;
         } else {
-            if (current)
-                visit(*current);
-            current = MapExtent{offset, status};
+            if (current && !visit(*current))
+                return;
+            current = MapExtent{at, status};
         }
-        offset += status.length;
+        at += status.length;
     }
     if (current)
         visit(*current);
+}
+
+void for_each_map_extent(Image& top, const std::function<void(const MapExtent&)>& visit) {
+    for_each_map_extent(top, 0, top.virtual_size(), [&](const MapExtent& extent) {
+        visit(extent);
+        return true;
+    });
 }
 
 } // namespace vmstor::qcow2

@@ -30,4 +30,10 @@ struct MapExtent {
 /// @brief Walks the whole image as qemu-img map does, merging neighbouring ranges of equal status.
 void for_each_map_extent(Image& top, const std::function<void(const MapExtent&)>& visit);
 
+/// @brief Walks [offset, offset + length) (clipped at the image's end) as qemu-img map --start-offset
+/// --max-length does, until `visit` returns false. Every extent visited but the last of the range is
+/// whole: the next one has another status.
+void for_each_map_extent(Image& top, std::uint64_t offset, std::uint64_t length,
+                         const std::function<bool(const MapExtent&)>& visit);
+
 } // namespace vmstor::qcow2

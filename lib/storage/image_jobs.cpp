@@ -6,6 +6,7 @@
 #include "qcow2/file.hpp"
 #include "qcow2/image.hpp"
 #include "qcow2/operations.hpp"
+#include "stream_io.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -46,36 +47,6 @@ bool all_zero(std::span<const std::byte> data) {
     // The first byte is zero and every byte equals the next: memcmp runs at memory speed.
     return data.empty() ||
            (data[0] == std::byte{0} && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0);
-}
-
-/// @brief Reads until `out` is full or the stream ends; returns the count.
-std::size_t read_fully(int fd, std::span<std::byte> out) {
-    std::size_t got = 0;
-    while (got < out.size()) {
-        ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            throw system_error(errno, "cannot read the upload stream");
-        }
-        got += static_cast<std::size_t>(n);
-    }
-    return got;
-}
-
-void write_fully(int fd, std::span<const std::byte> data) {
-    std::size_t put = 0;
-    while (put < data.size()) {
-        ssize_t n = ::write(fd, data.data() + put, data.size() - put);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            throw system_error(errno, "cannot write the download stream");
-        }
-        put += static_cast<std::size_t>(n);
-    }
 }
 
 /// @brief True when `fd` is a regular file not opened O_APPEND, where a range of zeroes at its offset
@@ -238,10 +209,11 @@ std::uint64_t copy_file_into_raw(int fd, std::uint64_t position, std::uint64_t c
 std::uint64_t stream_into_image(int fd, qcow2::Image& image, const StreamRange& range, std::uint64_t done,
                                 std::uint64_t limit, JobContext& context) {
     qcow2::AlignedBuffer buffer(chunk_size);
+    CallerStream stream(fd, context, "upload stream into " + image.path());
     while (done < limit) {
         context.stop_if_cancelled("upload into " + image.path());
         std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, limit - done));
-        std::size_t got = read_fully(fd, std::span(buffer).first(want));
+        std::size_t got = stream.read_fully(std::span(buffer).first(want));
         if (got == 0)
             break;
         auto data = std::span<const std::byte>(buffer).first(got);
@@ -306,6 +278,7 @@ void download_from_image(int fd, const VolumeImage& volume, const StreamRange& r
     bool seekable = ::lseek(fd, 0, SEEK_CUR) >= 0;
     bool zero_in_place = !range.sparse && seekable && regular_file_at_offset(fd);
     qcow2::AlignedBuffer buffer(chunk_size);
+    CallerStream stream(fd, context, "download stream of " + path);
     std::uint64_t at = range.offset;
     while (at < end) {
         context.stop_if_cancelled("download of " + path);
@@ -318,9 +291,9 @@ void download_from_image(int fd, const VolumeImage& volume, const StreamRange& r
         } else if (zero_in_place && all_zero(chunk)) {
             zero_in_place = zero_at_position(fd, n);
             if (!zero_in_place)
-                write_fully(fd, chunk);
+                stream.write_fully(chunk);
         } else {
-            write_fully(fd, chunk);
+            stream.write_fully(chunk);
         }
         at += n;
         context.set_done(at - range.offset);
@@ -425,13 +398,22 @@ std::string image_info_json(const VolumeImage& volume, bool backing_chain) {
     return img::qemu_json(backing_chain ? layers : layers.at(0));
 }
 
-std::vector<MapExtent> map_image_file(const VolumeImage& volume) {
+std::vector<MapExtent> map_image_file(const VolumeImage& volume, std::uint64_t offset,
+                                      std::optional<std::uint64_t> length, std::size_t max_extents) {
     auto image = open_image(volume, false);
+    const std::uint64_t size = image->virtual_size();
+    if (offset > size)
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("map offset {} is past the end of the volume ({} bytes)", offset, size));
     std::vector<MapExtent> out;
-    qcow2::for_each_map_extent(*image, [&](const qcow2::MapExtent& extent) {
-        const qcow2::ChainStatus& s = extent.status;
-        out.push_back({extent.start, s.length, s.depth, s.present, s.zero, s.data, s.compressed, s.offset});
-    });
+    qcow2::for_each_map_extent(*image, offset, length.value_or(size - offset),
+                               [&](const qcow2::MapExtent& extent) {
+                                   const qcow2::ChainStatus& s = extent.status;
+                                   out.push_back({extent.start, s.length, s.depth, s.present, s.zero, s.data,
+                                                  s.compressed, s.offset});
+                                   return out.size() < max_extents;
+                               });
     return out;
 }
 

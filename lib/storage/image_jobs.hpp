@@ -106,7 +106,10 @@ struct MapExtent {
     std::optional<std::uint64_t> offset;
 };
 
-/// @brief The extents of `qemu-img map --output=json`.
-std::vector<MapExtent> map_image_file(const VolumeImage& volume);
+/// @brief The extents of `qemu-img map --output=json --start-offset=offset --max-length=length` (no
+/// `length`: to the end), at most `max_extents` of them: when there are more, the last one returned is
+/// whole and the next starts where it ends. InvalidArgument for an offset past the image's end.
+std::vector<MapExtent> map_image_file(const VolumeImage& volume, std::uint64_t offset,
+                                      std::optional<std::uint64_t> length, std::size_t max_extents);
 
 } // namespace vmstor::storage

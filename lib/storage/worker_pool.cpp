@@ -17,6 +17,8 @@ WorkerPool::~WorkerPool() {
     wake_.notify_all();
     for (auto& thread : threads_)
         thread.join();
+    for (auto& apart : apart_)
+        apart.thread.join();
 }
 
 void WorkerPool::submit(std::function<void()> task) {
@@ -25,6 +27,21 @@ void WorkerPool::submit(std::function<void()> task) {
         queue_.push_back(std::move(task));
     }
     wake_.notify_one();
+}
+
+void WorkerPool::run_apart(std::function<void()> task) {
+    std::erase_if(apart_, [](Apart& apart) {
+        if (!apart.done->load())
+            return false;
+        apart.thread.join();
+        return true;
+    });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    apart_.push_back({std::thread([task = std::move(task), done] {
+                          task();
+                          done->store(true);
+                      }),
+                      done});
 }
 
 void WorkerPool::work() {

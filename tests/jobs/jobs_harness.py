@@ -172,6 +172,17 @@ class JobsTest(IntegrationTest):
         self.assertEqual(props["State"], "completed", f"job {path}: {props}")
         return props
 
+    def stalled_upload(self, volume):
+        """An Upload into `volume` from a pipe whose write end is kept here, never written, until the test
+        ends; returns the job's path."""
+        read_end, write_end = os.pipe()
+        try:
+            job = self.interface(str(volume), VOLUME).Upload(dbus.types.UnixFd(read_end), sv())
+        finally:
+            os.close(read_end)
+        self.addCleanup(os.close, write_end)
+        return str(job)
+
     def list_jobs(self):
         return [str(p) for p in self.manager().ListJobs(sv())]
 
