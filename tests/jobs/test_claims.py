@@ -104,6 +104,11 @@ class ClaimTests(JobsTest):
                                                                        sv(rate_limit=SLOW)))
                     self.assertEqual(self.job(second)["State"], "running")
                     self.cancel(second)
+                    copy = os.path.join(self.scratch, "source.downloaded")
+                    self.assert_completed(target.Download(unix_fd(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                                                          sv(wait=True), timeout=JOB_TIMEOUT))
+                    self.assertEqual(os.path.getsize(copy), DATA)
+                    os.unlink(copy)
                 finally:
                     self.cancel(job)
                 self.assertTrue(os.path.exists(path))
