@@ -6,6 +6,7 @@
 #include "object_paths.hpp"
 #include "storage/image_lock.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace vmstor::daemon {
@@ -134,22 +135,58 @@ JobRegistry::~JobRegistry() {
         job->context()->cancel();
 }
 
-void JobRegistry::claim_files(const std::vector<std::string>& files, const std::string& what) const {
+std::string JobRegistry::describe(std::uint64_t id) const {
+    auto it = jobs_.find(id);
+    return fmt::format("job {} ({})", job_path(id), it == jobs_.end() ? "ended" : it->second->operation());
+}
+
+void JobRegistry::claim_for_reading(const std::vector<std::string>& files, const std::string& what) const {
     for (const std::string& file : files) {
         if (auto holder = busy_files_.find(file); holder != busy_files_.end())
-            throw vmstor::Error(ErrorCode::Busy,
-                                fmt::format("cannot start {} on '{}': job {} is using or making it", what,
-                                            file, job_path(holder->second)));
+            throw vmstor::Error(ErrorCode::Busy, fmt::format("cannot {} '{}': {} is writing or making it",
+                                                             what, file, describe(holder->second)));
         if (briefly_busy_files_.contains(file))
+            throw vmstor::Error(ErrorCode::Busy,
+                                fmt::format("cannot {} '{}': a snapshot change is under way", what, file));
+    }
+}
+
+void JobRegistry::claim_files(const std::vector<std::string>& files, const std::string& what) const {
+    claim_for_reading(files, what);
+    for (const std::string& file : files)
+        if (auto readers = read_files_.find(file); readers != read_files_.end())
+            throw vmstor::Error(ErrorCode::Busy, fmt::format("cannot {} '{}': {} is reading it", what, file,
+                                                             describe(*readers->second.begin())));
+}
+
+void JobRegistry::refuse_if_pool_used(const std::string& pool, const std::vector<std::string>& files,
+                                      const std::string& directory, const std::string& what) const {
+    claim_files(files, fmt::format("{} pool '{}' with its volume", what, pool));
+    const std::string object = pool_path(pool);
+    auto in_pool = [&](const std::string& path) {
+        return (!directory.empty() && path.starts_with(directory + "/")) || path == object ||
+               path.starts_with(object + "/");
+    };
+    for (const auto& [id, held] : files_of_) {
+        bool uses = std::any_of(held.begin(), held.end(), in_pool);
+        for (const sdbus::ObjectPath& path : objects_of_.at(id))
+            uses = uses || in_pool(path);
+        if (uses)
             throw vmstor::Error(
                 ErrorCode::Busy,
-                fmt::format("cannot start {} on '{}': a snapshot change is under way", what, file));
+                fmt::format("cannot {} pool '{}': {} works on it; wait for it to end or cancel it", what,
+                            pool, describe(id)));
     }
+    for (const std::string& file : briefly_busy_files_)
+        if (in_pool(file))
+            throw vmstor::Error(
+                ErrorCode::Busy,
+                fmt::format("cannot {} pool '{}': a snapshot change of '{}' is under way", what, pool, file));
 }
 
 void JobRegistry::run_briefly(const std::string& file, std::function<void()> work,
                               std::function<void(std::exception_ptr)> done) {
-    claim_files({file}, "a snapshot change");
+    claim_files({file}, "change the snapshots of");
     briefly_busy_files_.insert(file);
     std::weak_ptr<bool> alive = alive_;
     workers_.submit([this, alive, file, work = std::move(work), done = std::move(done)] {
@@ -183,21 +220,30 @@ void JobRegistry::refuse_over_limit(std::uint32_t uid, const std::string& what) 
 
 sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
     refuse_over_limit(spec.started_by_uid, spec.operation);
-    std::vector<std::string> held = spec.files;
-    held.insert(held.end(), spec.read_files.begin(), spec.read_files.end());
-    held.insert(held.end(), spec.new_files.begin(), spec.new_files.end());
-    claim_files(held, spec.operation);
+    std::vector<std::string> written = spec.files;
+    written.insert(written.end(), spec.new_files.begin(), spec.new_files.end());
+    claim_files(written, "start " + spec.operation + " on");
+    claim_for_reading(spec.read_files, "start " + spec.operation + " reading");
     std::uint64_t id = next_id_++;
-    for (const std::string& file : held)
+    for (const std::string& file : written)
         busy_files_[file] = id;
+    for (const std::string& file : spec.read_files)
+        read_files_[file].insert(id);
+    std::vector<std::string> held = written;
+    held.insert(held.end(), spec.read_files.begin(), spec.read_files.end());
     files_of_[id] = std::move(held);
+    objects_of_[id] = spec.objects;
     auto job = std::make_unique<JobObject>(bus_, job_path(id), spec, authorizer_);
     std::shared_ptr<storage::JobContext> context = job->context();
     context->limit_rate(spec.rate_limit);
     jobs_[id] = std::move(job);
     finishers_[id] = std::move(spec.finished);
     std::weak_ptr<bool> alive = alive_;
-    auto run = [this, alive, id, context, files = spec.files, work = std::move(spec.work)]() mutable {
+    std::vector<std::string> read_locked =
+        spec.lock_read_files ? spec.read_files : std::vector<std::string>{};
+    std::vector<std::string> write_locked = spec.lock_files ? spec.files : std::vector<std::string>{};
+    auto run = [this, alive, id, context, files = std::move(write_locked),
+                read_locked = std::move(read_locked), work = std::move(spec.work)]() mutable {
         bool success = true;
         std::string error_name;
         std::string message;
@@ -207,6 +253,10 @@ sdbus::ObjectPath JobRegistry::start(JobSpec spec) {
             std::vector<std::unique_ptr<storage::ImageWriteLock>> locks;
             for (const std::string& file : files)
                 locks.push_back(std::make_unique<storage::ImageWriteLock>(file));
+            // And on what it reads: nobody may write it meanwhile, as qemu-img convert's source.
+            std::vector<std::unique_ptr<storage::ImageReadLock>> read_locks;
+            for (const std::string& file : read_locked)
+                read_locks.push_back(std::make_unique<storage::ImageReadLock>(file));
             context->begin();
             work(*context);
         } catch (const vmstor::Error& e) {
@@ -245,19 +295,38 @@ void JobRegistry::complete(std::uint64_t id, bool success, const std::string& er
     if (it == jobs_.end())
         return;
     bool cancelled = !success && error_name == std::string(error_prefix) + "Cancelled";
-    for (const std::string& file : files_of_[id])
-        busy_files_.erase(file);
+    for (const std::string& file : files_of_[id]) {
+        if (auto writer = busy_files_.find(file); writer != busy_files_.end() && writer->second == id)
+            busy_files_.erase(writer);
+        if (auto readers = read_files_.find(file); readers != read_files_.end()) {
+            readers->second.erase(id);
+            if (readers->second.empty())
+                read_files_.erase(readers);
+        }
+    }
     files_of_.erase(id);
+    objects_of_.erase(id);
+    std::string error = error_name;
+    std::string what = message;
     if (auto finisher = finishers_.extract(id); finisher && finisher.mapped()) {
         try {
             finisher.mapped()(success);
+        } catch (const vmstor::Error& e) {
+            // What the work did is not what the caller asked for (its pool went meanwhile): not a success.
+            if (success) {
+                success = false;
+                error = std::string(error_prefix) + std::string(error_code_name(e.code()));
+                what = e.what();
+            } else {
+                spdlog::warn("after job {}: {}", id, e.what());
+            }
         } catch (const std::exception& e) {
             spdlog::warn("after job {}: {}", id, e.what());
         }
     }
     spdlog::info("job {} ({}) {}{}{}", id, it->second->operation(),
-                 success ? "completed" : (cancelled ? "cancelled" : "failed"), success ? "" : ": ", message);
-    it->second->finish(success ? "completed" : (cancelled ? "cancelled" : "failed"), error_name, message);
+                 success ? "completed" : (cancelled ? "cancelled" : "failed"), success ? "" : ": ", what);
+    it->second->finish(success ? "completed" : (cancelled ? "cancelled" : "failed"), error, what);
     scheduler_.after(finished_job_lifetime, [this, id] { jobs_.erase(id); });
 }
 

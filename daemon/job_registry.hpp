@@ -42,12 +42,19 @@ struct JobSpec {
     bool cancelable = true;
     /// Bytes of progress per second the work may make (0: as fast as it can); option `rate_limit`.
     std::uint64_t rate_limit = 0;
-    /// Files the job writes: no other job may start on them until this one ends, and the job holds
-    /// QEMU's write lock on them while it runs.
+    /// Files the job writes: no other job or call may use them until this one ends (Busy), and the job
+    /// holds QEMU's write lock on them while it runs.
     std::vector<std::string> files;
-    /// Files the job reads that must not change meanwhile (a snapshot being cloned): held like `files`,
-    /// without the write lock, so that a VM may keep running on them.
+    /// Files the job reads that must not change meanwhile (a copy's source and its backing chain):
+    /// other readers may share them, nothing may write, resize or delete them until the job ends, and
+    /// the job holds QEMU's shared read lock on them (as qemu-img convert on its source).
     std::vector<std::string> read_files;
+    /// False: the read files are claimed without QEMU's lock (a snapshot being cloned, whose clusters
+    /// a VM running on the image does not change).
+    bool lock_read_files = true;
+    /// False: `files` are claimed without the registry's write lock, because the work takes QEMU's write
+    /// lock itself (a scheduled snapshot, through the engine's snapshot functions).
+    bool lock_files = true;
     /// Final paths of the new volumes the job makes (they get their names when the job completes): no
     /// other job or CreateVolume may take them meanwhile (Busy). Not locked: no such file exists yet.
     std::vector<std::string> new_files;
@@ -134,8 +141,16 @@ class JobRegistry {
     /// asked to `wait`.
     void start_and_reply(JobSpec spec, const JobOptions& options, sdbus::Result<sdbus::ObjectPath>&& result);
     std::vector<sdbus::ObjectPath> paths() const;
-    /// @brief Throws Busy, naming the job, when a running job holds one of `files` (or makes it).
+    /// @brief Before `what` changes or removes `files`: throws Busy, naming the job and its operation,
+    /// when a running job reads, writes or makes one of them (or a snapshot change is under way on it).
     void claim_files(const std::vector<std::string>& files, const std::string& what) const;
+    /// @brief Before `what` reads `files`: throws Busy like claim_files, except that other readers share.
+    void claim_for_reading(const std::vector<std::string>& files, const std::string& what) const;
+    /// @brief Before `what` (Stop, Undefine, Delete) of `pool`, whose volumes are `files` and whose
+    /// directory is `directory` (empty: none): throws Busy, naming the job, when a running job reads or
+    /// writes one of them, makes a volume in the directory, or works on the pool or one of its volumes.
+    void refuse_if_pool_used(const std::string& pool, const std::vector<std::string>& files,
+                             const std::string& directory, const std::string& what) const;
     /// @brief Runs a short change of `file` (a snapshot create, revert or delete) on a worker, without a
     /// Job object, so that the bus stays answered. No job may use the file meanwhile (Busy either way).
     /// `done` runs on the main loop with what the work threw, if anything.
@@ -144,6 +159,8 @@ class JobRegistry {
 
   private:
     void refuse_over_limit(std::uint32_t uid, const std::string& what) const;
+    /// @brief "job PATH (OPERATION)".
+    std::string describe(std::uint64_t id) const;
     void complete(std::uint64_t id, bool success, const std::string& error_name, const std::string& message);
     void schedule_tick();
 
@@ -155,9 +172,12 @@ class JobRegistry {
     bool ticking_ = false;
     std::map<std::uint64_t, std::unique_ptr<JobObject>> jobs_;
     std::map<std::uint64_t, std::function<void(bool)>> finishers_;
-    std::map<std::uint64_t, std::vector<std::string>> files_of_;
-    std::map<std::string, std::uint64_t> busy_files_; ///< file path -> the running job that holds it
-    std::set<std::string> briefly_busy_files_;        ///< files a run_briefly change holds
+    std::map<std::uint64_t, std::vector<std::string>> files_of_;         ///< what each running job holds
+    std::map<std::uint64_t, std::vector<sdbus::ObjectPath>> objects_of_; ///< its objects, while it runs
+    std::map<std::string, std::uint64_t>
+        busy_files_; ///< file path -> the running job that writes or makes it
+    std::map<std::string, std::set<std::uint64_t>> read_files_; ///< file path -> the running jobs reading it
+    std::set<std::string> briefly_busy_files_;                  ///< files a run_briefly change holds
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -88,6 +88,15 @@ void PoolObject::threshold_crossed(storage::FillLevel level, double used) {
     emitThresholdCrossed(std::string(storage::fill_level_name(level)), used);
 }
 
+void PoolObject::refuse_if_jobs_use(const std::string& what) const {
+    std::vector<std::string> files;
+    for (const auto& [name, volume] : service_.volumes(name_))
+        files.push_back(volume.path);
+    // A pool without a directory (disk, logical...) names devices beneath /dev: its volumes say it all.
+    std::string directory = service_.writes_files(name_) ? state_.target_path : "";
+    jobs_.refuse_if_pool_used(name_, files, directory, what);
+}
+
 void PoolObject::Start(sdbus::Result<>&& result, std::map<std::string, sdbus::Variant> options) {
     guarded([&] {
         Options(options, "Pool.Start options", {});
@@ -101,8 +110,10 @@ void PoolObject::Stop(sdbus::Result<>&& result, std::map<std::string, sdbus::Var
     guarded([&] {
         Options(options, "Pool.Stop options", {});
         reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                              Action::ManagePools, {{"pool", name_}},
-                              [this](const Caller&) { service_.stop_pool(name_); });
+                              Action::ManagePools, {{"pool", name_}}, [this](const Caller&) {
+                                  refuse_if_jobs_use("stop");
+                                  service_.stop_pool(name_);
+                              });
     });
 }
 
@@ -135,6 +146,7 @@ void PoolObject::Undefine(sdbus::Result<>&& result, std::map<std::string, sdbus:
         Options(options, "Pool.Undefine options", {});
         reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
                               Action::ManagePools, {{"pool", name_}}, [this](const Caller&) {
+                                  refuse_if_jobs_use("undefine");
                                   // May destroy this object: touch no member afterwards.
                                   service_.undefine_pool(name_);
                               });
@@ -145,8 +157,10 @@ void PoolObject::Delete(sdbus::Result<>&& result, std::map<std::string, sdbus::V
     guarded([&] {
         Options(options, "Pool.Delete options", {});
         reply_when_authorized(authorizer_, Caller::of(getObject()), alive_, std::move(result),
-                              Action::ManagePools, {{"pool", name_}},
-                              [this](const Caller&) { service_.delete_pool(name_); });
+                              Action::ManagePools, {{"pool", name_}}, [this](const Caller&) {
+                                  refuse_if_jobs_use("delete");
+                                  service_.delete_pool(name_);
+                              });
     });
 }
 
@@ -225,7 +239,7 @@ void PoolObject::CreateVolume(sdbus::Result<sdbus::ObjectPath>&& result, std::st
                 std::shared_ptr<storage::NewVolumeFile> file =
                     service_.new_volume_file(name_, name, "volume-create", request.format);
                 // A job making a volume of that name holds the name until it ends.
-                jobs_.claim_files({file->path()}, "CreateVolume");
+                jobs_.claim_files({file->path()}, "create volume");
                 if (request.preallocation == "off") {
                     storage::create_image_file(*file, request);
                     service_.volume_file_changed(name_, name);

@@ -57,6 +57,9 @@ class PoolObject final
     double Overcommit() override { return state().overcommit; }
     std::map<std::string, double> Thresholds() override;
     void Thresholds(const std::map<std::string, double>& value) override;
+    /// @brief Throws Busy, naming the job, when a running job reads or writes a file of the pool: it
+    /// cannot `what` meanwhile.
+    void refuse_if_jobs_use(const std::string& what) const;
     /// @brief Properties.Set of Autostart and Thresholds: authorized without blocking the bus.
     void set_property(const std::string& property, const sdbus::Variant& value, const sdbus::MethodCall& call,
                       sdbus::Result<>&& reply);

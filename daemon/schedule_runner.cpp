@@ -195,8 +195,9 @@ std::string ScheduleRunner::run_now(const VolumeKey& volume) {
     spec.objects = {sdbus::ObjectPath(volume_path(volume.first, volume.second))};
     spec.started_by_uid = 0;
     spec.cancelable = false;
-    // Claimed, not locked by the registry: create_snapshot_in takes QEMU's write lock itself.
-    spec.read_files = {state.path};
+    // Claimed as written, not locked by the registry: create_snapshot_in takes QEMU's write lock itself.
+    spec.files = {state.path};
+    spec.lock_files = false;
     spec.work = [image = service_.image_of(state), capacity = state.capacity, name, prune,
                  outcome](storage::JobContext&) {
         storage::create_snapshot_in(image, name);

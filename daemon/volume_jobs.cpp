@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <libvirt/libvirt.h>
 #include <map>
 #include <memory>
@@ -126,18 +127,47 @@ storage::StreamRange stream_range(const storage::VolumeState& volume, const Opti
     return range;
 }
 
-/// @brief A job on one volume; with a service, the volume is re-read when the job ends (it was written).
-JobSpec volume_job(storage::StorageService* service, const storage::VolumeState& volume,
-                   std::string operation) {
+/// @brief The files of a volume's backing chain, nearest first.
+std::vector<std::string> chain_files(const storage::VolumeState& volume) {
+    std::vector<std::string> files;
+    for (const auto& [path, format] : volume.backing_chain)
+        files.push_back(path);
+    return files;
+}
+
+/// @brief After a job wrote volume `name` of `pool` at `path`: throws Failed when the pool was stopped or
+/// undefined meanwhile (behind vmstord's back: vmstord refuses it while a job runs), for then no pool has
+/// the volume whatever the work did. A pool kept from before libvirtd went away still counts.
+void require_pool_kept(const storage::StorageService& service, const std::string& pool,
+                       const std::string& name, const std::string& path) {
+    auto it = service.pools().find(pool);
+    if (it != service.pools().end() && it->second.active)
+        return;
+    throw vmstor::Error(
+        ErrorCode::Failed,
+        fmt::format("volume '{}' was written at '{}', but pool '{}' was {} while the job ran: no "
+                    "pool has the volume",
+                    name, path, pool, it == service.pools().end() ? "undefined" : "stopped"));
+}
+
+/// @brief A job on one volume that reads its backing chain; when it `writes`, it writes the volume, which is
+/// re-read when the job ends, else it reads the volume too.
+JobSpec volume_job(storage::StorageService& service, const storage::VolumeState& volume,
+                   std::string operation, bool writes) {
     JobSpec spec;
     spec.operation = std::move(operation);
     spec.objects = {sdbus::ObjectPath(volume_path(volume.pool, volume.name))};
-    if (service) {
-        spec.files = {volume.path};
-        spec.finished = [service, pool = volume.pool, name = volume.name](bool) {
-            service->volume_file_changed(pool, name);
-        };
+    spec.read_files = chain_files(volume);
+    if (!writes) {
+        spec.read_files.insert(spec.read_files.begin(), volume.path);
+        return spec;
     }
+    spec.files = {volume.path};
+    spec.finished = [&service, pool = volume.pool, name = volume.name, path = volume.path](bool success) {
+        service.volume_file_changed(pool, name);
+        if (success)
+            require_pool_kept(service, pool, name, path);
+    };
     return spec;
 }
 
@@ -173,8 +203,10 @@ void make_new_volume(storage::StorageService& service, const std::string& pool, 
         target.file = service.new_volume_file(pool, name, spec.operation, target.format);
         target.path = target.file->path();
         spec.new_files = {target.path};
-        spec.finished = [&service, pool, name](bool) {
+        spec.finished = [&service, pool, name, path = target.path](bool success) {
             service.volume_file_changed(pool, name);
+            if (success)
+                require_pool_kept(service, pool, name, path);
         };
         return;
     }
@@ -183,10 +215,11 @@ void make_new_volume(storage::StorageService& service, const std::string& pool, 
         service.new_block_volume(pool, name, capacity, spec.operation);
     target.path = made.path;
     spec.files = {target.path};
-    spec.finished = [&service, pool, name, record = made.record](bool success) {
+    spec.finished = [&service, pool, name, path = made.path, record = made.record](bool success) {
         if (success) {
             service.forget_job_record(record);
             service.volume_file_changed(pool, name);
+            require_pool_kept(service, pool, name, path);
             return;
         }
         try {
@@ -266,8 +299,11 @@ JobSpec copy_volume_job(storage::StorageService& service, const storage::VolumeS
     spec.objects = {sdbus::ObjectPath(volume_path(source.pool, source.name)),
                     sdbus::ObjectPath(pool_path(target_pool))};
     make_new_volume(service, target_pool, name, source.capacity, target, spec);
-    if (snapshot)
-        spec.read_files = {source.path};
+    // The source and what it reads through must not change until the copy is whole.
+    spec.read_files = chain_files(source);
+    spec.read_files.insert(spec.read_files.begin(), source.path);
+    // A snapshot's clusters stay as they are while a VM writes the image: it may keep running.
+    spec.lock_read_files = !snapshot;
     spec.work = [source_image = service.image_of(source), target, snapshot, name,
                  target_pool](storage::JobContext& context) {
         naming_a_full_disk("copy into", name, target_pool,
@@ -289,7 +325,7 @@ JobSpec wipe_volume_job(storage::StorageService& service, const storage::VolumeS
                         "overwrite the whole file, which would destroy a {} image; use 'zero'",
                         volume.name, algorithm, volume.format));
     refuse_if_locked(volume, "wipe");
-    JobSpec spec = volume_job(&service, volume, "volume-wipe");
+    JobSpec spec = volume_job(service, volume, "volume-wipe", true);
     if (!pattern) {
         spec.work = [image = service.image_of(volume)](storage::JobContext& context) {
             storage::wipe_image_file(image, context);
@@ -314,7 +350,7 @@ JobSpec upload_volume_job(storage::StorageService& service, const storage::Volum
     check_volume_file(service, volume);
     refuse_if_locked(volume, "upload into");
     storage::StreamRange range = stream_range(volume, options, "Volume.Upload");
-    JobSpec spec = volume_job(&service, volume, "volume-upload");
+    JobSpec spec = volume_job(service, volume, "volume-upload", true);
     spec.waits_on_caller = true;
     spec.work = [stream = share(std::move(fd)), image = service.image_of(volume), range, name = volume.name,
                  pool = volume.pool](storage::JobContext& context) {
@@ -329,7 +365,7 @@ JobSpec download_volume_job(storage::StorageService& service, const storage::Vol
     require_engine_format(service, volume, "download");
     check_volume_file(service, volume);
     storage::StreamRange range = stream_range(volume, options, "Volume.Download");
-    JobSpec spec = volume_job(nullptr, volume, "volume-download");
+    JobSpec spec = volume_job(service, volume, "volume-download", false);
     spec.waits_on_caller = true;
     spec.work = [stream = share(std::move(fd)), image = service.image_of(volume),
                  range](storage::JobContext& context) {
@@ -404,6 +440,31 @@ std::optional<std::pair<std::string, std::string>> volume_at(storage::StorageSer
     }
 }
 
+/// @brief Throws InvalidArgument when `backing` (a path) is `volume` itself or a volume whose backing chain
+/// contains it: the chain would loop, and QEMU could no longer open either image.
+void refuse_backing_loop(const storage::StorageService& service, const storage::VolumeState& volume,
+                         const std::string& backing) {
+    const std::string self = canonical(volume.path).value_or(volume.path);
+    const std::string target = canonical(backing).value_or(backing);
+    if (target == self)
+        throw vmstor::Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("cannot rebase volume '{}' onto itself ('{}')", volume.name, backing));
+    for (const auto& [pool, state] : service.pools())
+        for (const auto& [name, other] : service.volumes(pool)) {
+            if (canonical(other.path).value_or(other.path) != target)
+                continue;
+            for (const auto& [path, format] : other.backing_chain)
+                if (canonical(path).value_or(path) == self)
+                    throw vmstor::Error(
+                        ErrorCode::InvalidArgument,
+                        fmt::format(
+                            "cannot rebase volume '{}' of pool '{}' onto volume '{}' of pool '{}': that "
+                            "volume is backed by '{}' itself, so the backing chain would loop",
+                            volume.name, volume.pool, name, pool, volume.name));
+        }
+}
+
 void refuse_if_file_locked(const std::string& path, std::string_view what) {
     if (storage::image_locked_for_writing(path))
         throw vmstor::Error(
@@ -427,6 +488,16 @@ JobSpec commit_volume_job(storage::StorageService& service, const storage::Volum
             ErrorCode::NotSupported,
             fmt::format("cannot commit volume '{}': its backing file '{}' has no recorded format",
                         overlay.name, base_path));
+    // The base's content changes: every other volume that reads it (not through this overlay) would see
+    // its guest data change under it.
+    if (std::vector<std::string> others = service.volumes_backed_by(base_path, overlay.path); !others.empty())
+        throw vmstor::Error(
+            ErrorCode::Busy,
+            fmt::format("cannot commit volume '{}' in pool '{}' into its backing file '{}': {} "
+                        "backed by it too and would see its data change: {}",
+                        overlay.name, overlay.pool, base_path,
+                        others.size() == 1 ? "another volume is" : "other volumes are",
+                        fmt::join(others, ", ")));
     check_volume_file(service, overlay);
     refuse_if_locked(overlay, "commit");
     refuse_if_file_locked(base_path, fmt::format("commit volume '{}'", overlay.name));
@@ -476,9 +547,8 @@ JobSpec rebase_volume_job(storage::StorageService& service, const storage::Volum
             fmt::format("cannot rebase volume '{}': backing_format must be raw or qcow2 (a backing "
                         "file's format is never probed), not '{}'",
                         volume.name, backing_format));
-    if (backing_path == volume.path)
-        throw vmstor::Error(ErrorCode::InvalidArgument,
-                            fmt::format("cannot rebase volume '{}' onto itself", volume.name));
+    if (!backing_path.empty())
+        refuse_backing_loop(service, volume, backing_path);
     if (!backing_path.empty()) {
         try {
             if (auto why = backing_outside_pools(service, backing_path, ""); why && !manage_pools_granted)
@@ -490,7 +560,17 @@ JobSpec rebase_volume_job(storage::StorageService& service, const storage::Volum
     }
     check_volume_file(service, volume);
     refuse_if_locked(volume, "rebase");
-    JobSpec spec = volume_job(&service, volume, "volume-rebase");
+    JobSpec spec = volume_job(service, volume, "volume-rebase", true);
+    // A safe rebase reads the new backing chain as well as the old one.
+    if (!backing_path.empty()) {
+        spec.read_files.push_back(backing_path);
+        for (const auto& [pool, state] : service.pools())
+            for (const auto& [name, other] : service.volumes(pool))
+                if (other.path == backing_path) {
+                    std::vector<std::string> below = chain_files(other);
+                    spec.read_files.insert(spec.read_files.end(), below.begin(), below.end());
+                }
+    }
     spec.work = [image = service.image_of(volume), backing_path, backing_format,
                  unsafe = options.flag("unsafe", false)](storage::JobContext& context) {
         storage::rebase_image_file(image, backing_path, backing_format, unsafe, context);

@@ -103,6 +103,8 @@ Permission VolumeObject::opening(Action usual) const {
 }
 
 void VolumeObject::refuse_if_busy(std::string_view what, bool backing_users) const {
+    // A job of vmstord's own first: QEMU's lock check does not see the locks this process holds.
+    jobs_.claim_files({state_.path}, fmt::format("{} volume '{}' of pool '{}' at", what, name_, pool_));
     if (storage::image_locked_for_writing(state_.path))
         throw vmstor::Error(ErrorCode::Busy,
                             fmt::format("cannot {} volume '{}' in pool '{}': another process (QEMU) "
@@ -359,7 +361,7 @@ void VolumeObject::CreateOverlay(const Caller& caller, sdbus::Result<sdbus::Obje
                                       not_yet("CreateOverlay in a pool without a directory");
                                   auto file = service_.new_volume_file(pool_, request.name, "volume-overlay",
                                                                        "qcow2");
-                                  jobs_.claim_files({file->path()}, "CreateOverlay");
+                                  jobs_.claim_files({file->path()}, "create overlay");
                                   storage::create_image_file(*file, request);
                                   service_.volume_file_changed(pool_, request.name);
                                   return sdbus::ObjectPath(volume_path(pool_, request.name));

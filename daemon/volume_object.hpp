@@ -71,8 +71,8 @@ class VolumeObject final {
     /// (a backing file that another tool's image names).
     Permission opening(Action usual) const;
 
-    /// @brief Throws Busy when QEMU holds the image open for writing, or when other volumes are backed by it
-    /// (`backing_users`).
+    /// @brief Throws Busy when a job of vmstord reads or writes the image, when QEMU holds it open for
+    /// writing, or when other volumes are backed by it (`backing_users`).
     void refuse_if_busy(std::string_view what, bool backing_users) const;
 
     VolumeBus& bus_;

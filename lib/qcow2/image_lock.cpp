@@ -211,27 +211,31 @@ bool image_locked_for_writing(const std::string& path) {
     return locked;
 }
 
-ImageWriteLock::ImageWriteLock(const std::string& path) {
+ImageUseLock::ImageUseLock(const std::string& path, Use use) {
     fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd_ < 0)
         throw vmstor::Error(ErrorCode::NotFound,
                             fmt::format("cannot open '{}' to lock it: {}", path, std::strerror(errno)));
+    const bool write = use == Use::Write;
     try {
         lock_ = std::make_unique<ImageLock>(
-            fd_, path, LockPerms{perm::consistent_read | perm::write, perm::all & ~perm::write}, true);
+            fd_, path,
+            write ? LockPerms{perm::consistent_read | perm::write, perm::all & ~perm::write}
+                  : LockPerms{perm::consistent_read, perm::all & ~(perm::write | perm::resize)},
+            true);
     } catch (const ImageLockConflict&) {
         close(fd_);
-        throw vmstor::Error(ErrorCode::Busy,
-                            fmt::format("'{}' is in use: another process (QEMU) has it open for writing or "
-                                        "does not let others write it",
-                                        path));
+        throw vmstor::Error(
+            ErrorCode::Busy,
+            fmt::format("'{}' is in use: another process (QEMU) has it open for {}", path,
+                        write ? "writing or does not let others write it" : "writing or resizing"));
     } catch (...) {
         close(fd_);
         throw;
     }
 }
 
-ImageWriteLock::~ImageWriteLock() {
+ImageUseLock::~ImageUseLock() {
     lock_.reset();
     close(fd_);
 }

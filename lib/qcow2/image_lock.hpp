@@ -73,19 +73,37 @@ std::unique_ptr<ImageLock> lock_opened_image(int fd, const std::string& path, Im
 /// False when the file cannot be opened, and for an image this process holds for writing.
 bool image_locked_for_writing(const std::string& path);
 
-/// vmstord's lock while it writes an image: QEMU's bytes of a writer that shares no write (held:
-/// consistent read and write; not shared: write). Throws Busy when another process writes the image or
-/// refuses to share writing (a running VM, qemu-io, qemu-nbd), or when this process already writes it.
-class ImageWriteLock {
+/// vmstord's lock while it uses an image, for its lifetime. Throws Busy when another process holds the image
+/// in a conflicting way, or when this process already holds it so.
+class ImageUseLock {
   public:
-    explicit ImageWriteLock(const std::string& path);
-    ~ImageWriteLock();
-    ImageWriteLock(const ImageWriteLock&) = delete;
-    ImageWriteLock& operator=(const ImageWriteLock&) = delete;
+    enum class Use {
+        /// QEMU's bytes of a writer that shares no write (held: consistent read and write; not shared:
+        /// write): refused while a running VM, qemu-io or qemu-nbd writes the image or refuses to share
+        /// writing.
+        Write,
+        /// QEMU's bytes of qemu-img convert's source (held: consistent read; not shared: write, resize):
+        /// refused while another process writes or resizes the image. Readers share it.
+        Read,
+    };
+    ImageUseLock(const std::string& path, Use use);
+    ~ImageUseLock();
+    ImageUseLock(const ImageUseLock&) = delete;
+    ImageUseLock& operator=(const ImageUseLock&) = delete;
 
   private:
     int fd_ = -1;
     std::unique_ptr<ImageLock> lock_;
+};
+
+/// vmstord's lock while it writes an image.
+struct ImageWriteLock : ImageUseLock {
+    explicit ImageWriteLock(const std::string& path) : ImageUseLock(path, Use::Write) {}
+};
+
+/// vmstord's lock while a job reads an image that must not change meanwhile (a copy's source).
+struct ImageReadLock : ImageUseLock {
+    explicit ImageReadLock(const std::string& path) : ImageUseLock(path, Use::Read) {}
 };
 
 } // namespace vmstor::qcow2

@@ -8,6 +8,7 @@
 namespace vmstor::storage {
 
 using qcow2::image_locked_for_writing;
+using qcow2::ImageReadLock;
 using qcow2::ImageWriteLock;
 
 } // namespace vmstor::storage

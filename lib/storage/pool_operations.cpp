@@ -161,7 +161,26 @@ void StorageService::volume_file_changed(const std::string& pool_name, const std
             sync_pool(pool_name, VolumeSync::NewOnly);
     } catch (const vmstor::Error& e) {
         spdlog::warn("after writing volume '{}' of pool '{}': {}", volume, pool_name, e.what());
+        reread_image(pool_name, volume);
     }
+}
+
+void StorageService::reread_image(const std::string& pool_name, const std::string& volume) {
+    auto list = volumes_.find(pool_name);
+    if (list == volumes_.end() || !list->second.contains(volume))
+        return;
+    VolumeState& known = list->second.at(volume);
+    VolumeState state = known;
+    try {
+        fill_usage(state, false);
+    } catch (const vmstor::Error& e) {
+        spdlog::warn("cannot re-read the image of volume '{}' of pool '{}': {}", volume, pool_name, e.what());
+        return;
+    }
+    if (state == known)
+        return;
+    VolumeState before = std::exchange(known, std::move(state));
+    observer_.volume_changed(before, known);
 }
 
 void StorageService::refresh_pool(const std::string& name) {

@@ -6,6 +6,7 @@
 #include "snapshots.hpp"
 #include "virt/errors.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <set>
@@ -130,13 +131,21 @@ const std::map<std::string, VolumeState>& StorageService::volumes(const std::str
     return it == volumes_.end() ? no_volumes : it->second;
 }
 
-std::vector<std::string> StorageService::volumes_backed_by(const std::string& path) const {
+std::vector<std::string> StorageService::volumes_backed_by(const std::string& path,
+                                                           const std::string& except_through) const {
+    auto in_chain = [](const VolumeState& volume, const std::string& file) {
+        return std::any_of(volume.backing_chain.begin(), volume.backing_chain.end(),
+                           [&](const auto& layer) { return layer.first == file; });
+    };
     std::vector<std::string> users;
     for (const auto& [pool_name, list] : volumes_)
-        for (const auto& [name, volume] : list)
-            for (const auto& [backing_path, format] : volume.backing_chain)
-                if (backing_path == path)
-                    users.push_back(pool_name + "/" + name);
+        for (const auto& [name, volume] : list) {
+            if (!except_through.empty() &&
+                (volume.path == except_through || in_chain(volume, except_through)))
+                continue;
+            if (in_chain(volume, path))
+                users.push_back(pool_name + "/" + name);
+        }
     return users;
 }
 

@@ -49,8 +49,10 @@ class StorageService {
     const std::map<std::string, PoolState>& pools() const { return pools_; }
     /// @brief Volumes of a pool by name; empty for an unknown or inactive pool.
     const std::map<std::string, VolumeState>& volumes(const std::string& pool) const;
-    /// @brief "pool/volume" of every volume whose backing chain contains the file `path`.
-    std::vector<std::string> volumes_backed_by(const std::string& path) const;
+    /// @brief "pool/volume" of every volume whose backing chain contains the file `path`; with
+    /// `except_through`, neither the volume at that path nor those that see `path` through it.
+    std::vector<std::string> volumes_backed_by(const std::string& path,
+                                               const std::string& except_through = {}) const;
     /// @brief Throws Busy, saying it cannot `what` `volume`, when other volumes are backed by it.
     void refuse_if_backing_others(const VolumeState& volume, std::string_view what) const;
     const PoolState& pool(const std::string& name) const;                              ///< throws NotFound
@@ -164,6 +166,9 @@ class StorageService {
     /// @brief Fills a volume's used_by and locked, and its snapshots when `fresh` (just read from
     /// libvirt, so none yet) or when the image file's stamp moved (qemu-img snapshot, say).
     void fill_usage(VolumeState& volume, bool fresh) const;
+    /// @brief What vmstord can re-read of a volume without libvirt (its snapshots, from the image; its
+    /// lock), after a change libvirt could not be asked about (libvirtd away).
+    void reread_image(const std::string& pool, const std::string& volume);
     /// @brief Re-reads one volume after an operation on it, then its pool's sizes.
     void sync_volume(const std::string& pool, const std::string& name);
     void remove_volumes_of(const std::string& pool);
