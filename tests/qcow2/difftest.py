@@ -229,7 +229,8 @@ def first_difference(path_a, path_b):
 
 # --- test generation --------------------------------------------------------------------------
 def case_name(text):
-    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_")
+    # "+1M" and "1M" are different cases (grow by, resize to): '+' must not vanish with the punctuation.
+    return re.sub(r"[^0-9a-zA-Z]+", "_", text.replace("+", " plus ")).strip("_")
 
 
 # Per prefix of add_cases: how many cases were made from the manifest, and how many of them ran.
