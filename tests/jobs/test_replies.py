@@ -90,7 +90,8 @@ class RepliesTest(JobsTest):
 
     def assert_others_answered_first(self, slow, path):
         """Sends `slow(reply_handler, error_handler)`, then a property read of `path` on the same connection
-        and one on another connection: both reads must be answered before the slow call."""
+        and one on another connection: all are answered, the read on the same connection before the slow
+        call."""
         order = []
         errors = []
         other = dbus.bus.BusConnection(self.env.bus_address)
@@ -113,8 +114,11 @@ class RepliesTest(JobsTest):
             other.close()
         self.assertEqual(errors, [])
         self.assertEqual(sorted(order), ["other", "same", "slow"])
+        # vmstord answers one connection's calls in the order it handles them: a read sent after the slow
+        # call and answered before it shows that the slow call did not hold the bus thread. (The other
+        # connection's read is only checked to be answered: which of two connections' messages reaches
+        # vmstord first depends on the machine's load, not on vmstord.)
         self.assertLess(order.index("same"), order.index("slow"), f"answers came as {order}")
-        self.assertLess(order.index("other"), order.index("slow"), f"answers came as {order}")
 
     # Map -------------------------------------------------------------------------------------------
     def test_map_pages_cover_the_image_as_qemu_img_does(self):
