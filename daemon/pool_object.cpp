@@ -345,6 +345,8 @@ void PoolObject::Thresholds(const std::map<std::string, double>& value) {
 
 void PoolObject::set_property(const std::string& property, const sdbus::Variant& value,
                               const sdbus::MethodCall& call, sdbus::Result<>&& reply) {
+    if (property == "Thresholds") // its keys are checked before polkit is asked, as every argument is
+        check_threshold_keys(value.get<std::map<std::string, double>>());
     reply_when_authorized(authorizer_, Caller::of(call).without_interaction(), alive_, std::move(reply),
                           Action::ManagePools, {{"pool", name_}}, [this, property, value](const Caller&) {
                               if (property == "Autostart")
@@ -358,19 +360,20 @@ void PoolObject::set_autostart(bool value) {
     service_.set_autostart(name_, value);
 }
 
-void PoolObject::set_thresholds(const std::map<std::string, double>& value) {
-    storage::Thresholds thresholds = service_.thresholds(name_);
-    for (const auto& [key, level] : value) {
-        if (key == "warning")
-            thresholds.warning = level;
-        else if (key == "critical")
-            thresholds.critical = level;
-        else
+void PoolObject::check_threshold_keys(const std::map<std::string, double>& value) const {
+    for (const auto& [key, level] : value)
+        if (key != "warning" && key != "critical")
             throw vmstor::Error(
                 ErrorCode::InvalidArgument,
                 fmt::format("Thresholds of pool '{}': unknown key '{}' (known: warning, critical)", name_,
                             key));
-    }
+}
+
+void PoolObject::set_thresholds(const std::map<std::string, double>& value) {
+    check_threshold_keys(value);
+    storage::Thresholds thresholds = service_.thresholds(name_);
+    for (const auto& [key, level] : value)
+        (key == "warning" ? thresholds.warning : thresholds.critical) = level;
     if (thresholds == service_.thresholds(name_))
         return;
     service_.set_thresholds(name_, thresholds);

@@ -65,6 +65,8 @@ class PoolObject final
                       sdbus::Result<>&& reply);
     void set_autostart(bool value);
     void set_thresholds(const std::map<std::string, double>& value);
+    /// @brief Throws InvalidArgument naming a key other than warning and critical.
+    void check_threshold_keys(const std::map<std::string, double>& value) const;
 
     // A copy, so that property reads never fail, even in the moment between the pool's removal from the
     // model and this object's destruction.

@@ -284,6 +284,11 @@ class Escalation(PolkitTest):
                            "signature='sd'))",
                            f"{properties}.Set({POOL!r}, 'Autostart', dbus.Boolean(False))")
         self.assertEqual(got, [NOT_AUTHORIZED, NOT_AUTHORIZED])
+        # A value that cannot be right is refused before polkit is asked, whoever asks.
+        got = self.attempt(VOLUMES_ACCOUNT,
+                           f"{properties}.Set({POOL!r}, 'Thresholds', dbus.Dictionary({{'loud': 0.5}}, "
+                           "signature='sd'))")
+        self.assertEqual(got, [INVALID])
         self.assertEqual(dict(self.get_pool_property("Thresholds")), before)
         with self.assertRaises(dbus.exceptions.DBusException) as raised:
             self.set_pool_property("Autostart", dbus.String("yes"))
