@@ -62,6 +62,26 @@ class ReplyWorkers {
         reply(std::move(result), std::move(work), [](Result&& value) { return std::move(value); });
     }
 
+    /// @brief Runs `work()` on a reply thread, then `then(value, error)` on the main loop: `error` is what
+    /// `work` threw (`value` is then default-made). For work that is quick but must not hold the bus
+    /// thread (a helper program), before the call goes on (polkit, the change).
+    template <typename Work, typename Then> void run(Work work, Then then) {
+        using Value = decltype(work());
+        pool_.submit([this, work = std::move(work), then = std::move(then)]() mutable {
+            Value value{};
+            std::exception_ptr error;
+            try {
+                value = work();
+            } catch (...) {
+                error = std::current_exception();
+            }
+            // `then` (which may hold the call) moves on to the main loop: sd-bus is not thread-safe.
+            loop_.post([value = std::move(value), error, then = std::move(then)]() mutable {
+                without_throwing("a reply", [&] { then(std::move(value), error); });
+            });
+        });
+    }
+
   private:
     storage::Scheduler& loop_;
     storage::WorkerPool pool_;

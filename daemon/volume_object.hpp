@@ -63,6 +63,8 @@ class VolumeObject final {
     void Map(const Caller& caller, sdbus::Result<MapReply>&& result, Dict options);
     void SetSchedule(const Caller& caller, sdbus::Result<>&& result, Dict schedule, Dict options);
     void RunSchedule(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result, Dict options);
+    /// @brief Puts `schedule` (checked, authorized) on record and says so on the bus.
+    void set_schedule(const Caller& who, const storage::VolumeSchedule& schedule);
 
     [[noreturn]] void not_yet(std::string_view member) const;
     /// @brief The polkit details of this volume.

@@ -4,6 +4,7 @@
 #include "error_boundary.hpp"
 #include "object_paths.hpp"
 #include "options.hpp"
+#include "reply_workers.hpp"
 #include "schedule_runner.hpp"
 #include "storage/calendar.hpp"
 #include "volume_bus.hpp"
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <fmt/format.h>
+#include <optional>
 
 namespace vmstor::daemon {
 
@@ -50,9 +52,15 @@ storage::VolumeSchedule parse_schedule(const std::map<std::string, sdbus::Varian
     if (auto found = schedule.find("snapshot.keep"); found != schedule.end())
         keep = found->second.get<std::map<std::string, std::uint32_t>>();
     parsed.snapshot = storage::SnapshotSchedule{
-        storage::normalize_calendar(*calendar, "snapshot.calendar"),
-        storage::RetentionPolicy::parse(keep, keys.u64("snapshot.max_age").value_or(0))};
+        *calendar, storage::RetentionPolicy::parse(keep, keys.u64("snapshot.max_age").value_or(0))};
     return parsed;
+}
+
+storage::VolumeSchedule normalize_schedule(storage::VolumeSchedule schedule) {
+    if (schedule.snapshot)
+        schedule.snapshot->calendar =
+            storage::normalize_calendar(schedule.snapshot->calendar, "snapshot.calendar");
+    return schedule;
 }
 
 int append_schedule(sd_bus_message* reply, const storage::VolumeSchedule& schedule) {
@@ -85,21 +93,45 @@ int append_schedule(sd_bus_message* reply, const storage::VolumeSchedule& schedu
 void VolumeObject::SetSchedule(const Caller& caller, sdbus::Result<>&& result, Dict schedule, Dict options) {
     guarded([&] {
         Options(options, "Volume.SetSchedule options", {});
-        storage::VolumeSchedule parsed = parse_schedule(schedule);
-        reply_when_authorized(authorizer_, caller, alive_, std::move(result),
-                              {opening(Action::ManageSnapshots)}, [this, parsed](const Caller& who) {
-                                  const std::int64_t now =
-                                      std::chrono::duration_cast<std::chrono::seconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count();
-                                  if (parsed == service_.schedules().schedule({pool_, name_}))
-                                      return;
-                                  service_.schedules().set({pool_, name_}, parsed, now);
-                                  spdlog::info("uid {} {} the schedule of volume '{}' in pool '{}'", who.uid,
-                                               parsed.empty() ? "removed" : "set", name_, pool_);
-                                  bus_.properties_changed(volume_path(pool_, name_), {"Schedule"});
-                              });
+        storage::VolumeSchedule request = parse_schedule(schedule);
+        auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+        std::weak_ptr<int> object = alive_;
+        // systemd-analyze reads the calendar on a reply thread; then polkit is asked: the bus thread waits
+        // for neither.
+        replies_.run([request] { return normalize_schedule(request); },
+                     [this, object, caller, reply](storage::VolumeSchedule parsed, std::exception_ptr error) {
+                         if (!error && object.expired())
+                             error = std::make_exception_ptr(vmstor::Error(
+                                 ErrorCode::NotFound, "Volume.SetSchedule: the volume went away meanwhile"));
+                         std::optional<Permission> needed;
+                         if (!error) {
+                             try {
+                                 needed = opening(Action::ManageSnapshots);
+                             } catch (...) {
+                                 error = std::current_exception();
+                             }
+                         }
+                         if (error) {
+                             reply->returnError(to_dbus_error(error));
+                             return;
+                         }
+                         reply_when_authorized(
+                             authorizer_, caller, alive_, std::move(*reply), {*needed},
+                             [this, parsed](const Caller& who) { set_schedule(who, parsed); });
+                     });
     });
+}
+
+void VolumeObject::set_schedule(const Caller& who, const storage::VolumeSchedule& schedule) {
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    if (schedule == service_.schedules().schedule({pool_, name_}))
+        return;
+    service_.schedules().set({pool_, name_}, schedule, now);
+    spdlog::info("uid {} {} the schedule of volume '{}' in pool '{}'", who.uid,
+                 schedule.empty() ? "removed" : "set", name_, pool_);
+    bus_.properties_changed(volume_path(pool_, name_), {"Schedule"});
 }
 
 void VolumeObject::RunSchedule(const Caller& caller, sdbus::Result<sdbus::ObjectPath>&& result,

@@ -11,9 +11,13 @@
 
 namespace vmstor::daemon {
 
-/// @brief Reads and checks a schedule (keys, types, calendar expressions by systemd's parser); throws
+/// @brief Reads and checks a schedule's keys and types (the calendar expression as given); throws
 /// InvalidArgument, or NotSupported for the backup keys (scheduled backups are not implemented yet).
 storage::VolumeSchedule parse_schedule(const std::map<std::string, sdbus::Variant>& schedule);
+
+/// @brief `schedule` with its calendar checked and normalized by systemd's parser (a helper program: call
+/// it off the bus thread); throws InvalidArgument naming the expression.
+storage::VolumeSchedule normalize_schedule(storage::VolumeSchedule schedule);
 
 /// @brief Appends the Schedule property's value (a{sv}, empty when there is no schedule) to `reply`.
 int append_schedule(sd_bus_message* reply, const storage::VolumeSchedule& schedule);

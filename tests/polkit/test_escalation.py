@@ -303,6 +303,17 @@ class Escalation(PolkitTest):
             self.set_pool_property("Name", dbus.String("renamed"))
         self.assertEqual(raised.exception.get_dbus_name(), "org.freedesktop.DBus.Error.PropertyReadOnly")
 
+    def test_a_schedule_is_checked_then_authorized(self):
+        volume = iface(volume_path(self.pool_name, "mine-a.qcow2"), VOLUME)
+        got = self.attempt(VOLUMES_ACCOUNT,
+                           f"{volume}.SetSchedule(sv(**{{'snapshot.calendar': 'daily'}}), sv())",
+                           f"{volume}.SetSchedule(sv(**{{'snapshot.calendar': 'every full moon'}}), sv())",
+                           f"{volume}.RunSchedule(sv())")
+        # Snapshots need manage-snapshots, which this account lacks; a calendar systemd cannot read is
+        # refused before polkit is asked.
+        self.assertEqual(got, [NOT_AUTHORIZED, INVALID, NOT_AUTHORIZED])
+        self.assertEqual(self.properties(volume_path(self.pool_name, "mine-a.qcow2"), VOLUME)["Schedule"], {})
+
     def set_pool_property(self, name, value):
         self.set_property(pool_path(self.pool_name), POOL, name, value)
 
