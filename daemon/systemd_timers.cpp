@@ -84,7 +84,7 @@ void SystemdTimers::stop_all(const std::string& prefix) {
         manager_->callMethod("ListUnitsByPatterns")
             .onInterface(manager_interface)
             .withTimeout(systemd_timeout)
-            .withArguments(std::vector<std::string>{}, std::vector<std::string>{prefix + "*"})
+            .withArguments(std::vector<std::string>{}, std::vector<std::string>{prefix + "*.timer"})
             .storeResultsTo(units);
         for (const UnitRow& unit : units)
             stop(std::get<0>(unit));

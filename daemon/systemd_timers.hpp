@@ -18,7 +18,8 @@ class SystemdTimers {
     /// without systemd), or busctl, which the timers' services run, is not installed.
     static std::unique_ptr<SystemdTimers> connect(sdbus::IConnection& bus);
 
-    /// @brief Stops the timers a previous vmstord made (their names start with `prefix`).
+    /// @brief Stops the timers a previous vmstord made (their names start with `prefix`). Not their
+    /// services: one may be the call that is starting vmstord now.
     void stop_all(const std::string& prefix);
     /// @brief Starts timer `unit` (a name ending in .timer) elapsing at `calendar`, whose service runs
     /// `busctl call` of `method` on `object` with no arguments but an empty a{sv}. Failures are logged.

@@ -61,6 +61,13 @@ systemctl list-timers --all --no-pager | grep -qF "$timer" && ok schedule-timer-
 for _ in $(seq 1 60); do qemu-img snapshot -U -l "$images/a.qcow2" | grep -q ' auto-' && break; sleep 0.5; done
 qemu-img snapshot -U -l "$images/a.qcow2" | grep -q ' auto-' && ok schedule-snapshot-made ||
     not_ok schedule-snapshot-made "$(journalctl --no-pager -n 15 | tr '\n' ' ')"
+# The timer outlives a stopped vmstord: its next run starts it again through the bus, and runs.
+newest() { qemu-img snapshot -U -l "$images/a.qcow2" | awk '/ auto-/ {print $2}' | sort | tail -1; }
+check schedule-daemon-stopped systemctl stop vmstord.service
+last=$(newest)
+for _ in $(seq 1 60); do [[ $(newest) != "$last" && $(prop ActiveState) == active ]] && break; sleep 0.5; done
+[[ $(newest) != "$last" && $(prop ActiveState) == active ]] && ok schedule-restarts-vmstord ||
+    not_ok schedule-restarts-vmstord "ActiveState=$(prop ActiveState), newest snapshot $(newest) (was $last)"
 check schedule-remove vmstorctl snapshot-schedule unit-test a.qcow2 --remove
 for _ in $(seq 1 40); do systemctl list-timers --all --no-pager | grep -qF "$timer" || break; sleep 0.25; done
 systemctl list-timers --all --no-pager | grep -qF "$timer" && not_ok schedule-timer-gone "still listed" ||
