@@ -141,18 +141,14 @@ void ScheduleRunner::run_due(const VolumeKey& volume) {
         // Not in the model (yet): libvirt not reached, or the pool stopped. The run waits for it.
         spdlog::debug("scheduled snapshot of volume '{}' in pool '{}' waits: the volume is not there",
                       volume.second, volume.first);
-        Armed& armed = armed_[volume];
-        armed.next_run = now + absent_volume_retry_seconds;
-        if (systemd_) // wait() leaves due runs to systemd's timer, but this one is vmstord's to catch up
-            scheduler_.after(
-                std::chrono::seconds(absent_volume_retry_seconds),
-                [this, alive = std::weak_ptr<bool>(alive_), volume, generation = armed.generation] {
-                    auto found = armed_.find(volume);
-                    if (!alive.expired() && found != armed_.end() && found->second.generation == generation)
-                        run_due(volume);
-                });
-        else
-            wait(volume, armed.generation);
+        // Retried by vmstord itself in either mode: with systemd, this is a run it caught up on at start.
+        scheduler_.after(
+            std::chrono::seconds(absent_volume_retry_seconds),
+            [this, alive = std::weak_ptr<bool>(alive_), volume, generation = armed_[volume].generation] {
+                auto found = armed_.find(volume);
+                if (!alive.expired() && found != armed_.end() && found->second.generation == generation)
+                    run_due(volume);
+            });
         return;
     }
     try {

@@ -142,6 +142,24 @@ class ScheduleTests(JobsTest):
         self.assertEqual(len(second), 1, second)  # one a day: the first was pruned
         self.assertNotEqual(second, first)
 
+    def test_a_volume_a_guest_writes_is_left_alone(self):
+        volume = self.create("guest.qcow2")
+        self.set_schedule(volume, snapshot__calendar="*:*:0/2")
+        writer = self.start_writer("guest.qcow2")  # QEMU's write lock, as a running guest holds it
+        try:
+            # Refused at once when vmstord has seen the lock, else the job finds it and fails: never made.
+            try:
+                job = self.interface(volume, VOLUME).RunSchedule(sv())
+                self.assertEqual(self.wait_job(job)["State"], "failed")
+            except dbus.exceptions.DBusException as refused:
+                self.assertEqual(refused.get_dbus_name(), "org.vmstor.Storage1.Error.Busy")
+            pump(5.0)  # two or three runs of the calendar fall due meanwhile
+            self.assertEqual(self.scheduled("guest.qcow2"), [], "a scheduled snapshot was written under a guest")
+        finally:
+            self.stop_writer(writer)
+        self.set_schedule(volume)
+        self.assert_check_clean(self.pool_file("guest.qcow2"))
+
     def test_a_deleted_volume_takes_its_schedule_along(self):
         volume = self.create("gone.qcow2")
         self.set_schedule(volume, snapshot__calendar="daily")

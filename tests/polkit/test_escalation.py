@@ -4,6 +4,7 @@ writes a qcow2 header naming a host file into its raw disk cannot make vmstord s
 allowed to manage volumes cannot make a setuid file or give one away; a rule that limits a user to one pool
 or to some volume names holds for calls that read one volume and create another."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import stat
 import subprocess
 import tempfile
 import time
+import types
 
 import dbus
 
@@ -225,53 +227,48 @@ class Escalation(PolkitTest):
                                                  f"sv(wait=True), timeout=60)"), ["ok"])
 
     # A hung polkitd --------------------------------------------------------------------------------
-    def test_a_hung_polkit_delays_only_the_calls_that_wait_on_it(self):
-        path = volume_path(self.pool_name, "mine-a.qcow2")
-        waiting = None
+    @contextlib.contextmanager
+    def call_while_polkit_hangs(self, user, statement):
+        """Stops polkitd and runs `statement` as `user`; inside the block its call waits in vmstord for
+        polkit (`.process` runs until it is answered); on leaving, polkitd goes on and `.out` is what the
+        client printed: 'ok' or the D-Bus error name."""
+        call = types.SimpleNamespace(process=None, out=None)
         os.kill(self.env.polkitd_process.pid, signal.SIGSTOP)
         try:
             code = (self.client_prelude() + "print('calling', flush=True)\n"
-                    f"try:\n    {iface(path, VOLUME)}.Info(sv(), timeout=60)\n    print('ok')\n"
+                    f"try:\n    {statement}\n    print('ok')\n"
                     "except dbus.exceptions.DBusException as e:\n    print(e.get_dbus_name())\n")
-            waiting = subprocess.Popen(["runuser", "-u", VOLUMES_ACCOUNT, "--", "/usr/bin/python3", "-c", code],
-                                       stdout=subprocess.PIPE, text=True, cwd="/")
-            self.assertEqual(waiting.stdout.readline().strip(), "calling")
+            call.process = subprocess.Popen(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code],
+                                            stdout=subprocess.PIPE, text=True, cwd="/")
+            self.assertEqual(call.process.stdout.readline().strip(), "calling")
             time.sleep(0.5)  # its call has reached vmstord, which now waits for polkit
+            yield call
+        finally:
+            os.kill(self.env.polkitd_process.pid, signal.SIGCONT)
+            if call.process is not None:
+                call.out, _ = call.process.communicate(timeout=90)
+
+    def test_a_hung_polkit_delays_only_the_calls_that_wait_on_it(self):
+        path = volume_path(self.pool_name, "mine-a.qcow2")
+        with self.call_while_polkit_hangs(VOLUMES_ACCOUNT, f"{iface(path, VOLUME)}.Info(sv(), timeout=60)") as call:
             # Root's reads and changes are answered meanwhile, while the other caller still waits.
             self.volume(self.pool_name, "mine-a.qcow2").Info(sv())
             self.manager().ListJobs(sv())
             self.pool(self.pool_name).GetXML(sv())
-            self.assertIsNone(waiting.poll(), "the other caller was answered first: the bus waited for polkit")
-        finally:
-            os.kill(self.env.polkitd_process.pid, signal.SIGCONT)
-            if waiting is not None:
-                waiting.communicate(timeout=90)
+            self.assertIsNone(call.process.poll(), "the other caller was answered first: the bus waited for polkit")
 
     def test_a_hung_polkit_delays_a_property_change_and_nothing_else(self):
         path = pool_path(self.pool_name)
         properties = f"dbus.Interface(bus.get_object(BUS_NAME, {str(path)!r}), 'org.freedesktop.DBus.Properties')"
         wanted = {"warning": 0.61, "critical": 0.93}
-        waiting = None
-        os.kill(self.env.polkitd_process.pid, signal.SIGSTOP)
-        try:
-            code = (self.client_prelude() + "print('calling', flush=True)\n"
-                    f"try:\n    {properties}.Set({POOL!r}, 'Thresholds', "
-                    f"dbus.Dictionary({wanted!r}, signature='sd'), timeout=60)\n    print('ok')\n"
-                    "except dbus.exceptions.DBusException as e:\n    print(e.get_dbus_name())\n")
-            waiting = subprocess.Popen(["runuser", "-u", LIBVIRT_ACCOUNT, "--", "/usr/bin/python3", "-c", code],
-                                       stdout=subprocess.PIPE, text=True, cwd="/")
-            self.assertEqual(waiting.stdout.readline().strip(), "calling")
-            time.sleep(0.5)  # its Set has reached vmstord, which now waits for polkit
+        statement = f"{properties}.Set({POOL!r}, 'Thresholds', dbus.Dictionary({wanted!r}, signature='sd'), timeout=60)"
+        with self.call_while_polkit_hangs(LIBVIRT_ACCOUNT, statement) as call:
             # Root is answered meanwhile (a property change of its own too), while the other caller waits.
             self.volume(self.pool_name, "mine-a.qcow2").Info(sv())
             self.pool(self.pool_name).GetXML(sv())
             self.set_pool_property("Autostart", dbus.Boolean(True))
-            self.assertIsNone(waiting.poll(), "the other caller was answered first: the bus waited for polkit")
-        finally:
-            os.kill(self.env.polkitd_process.pid, signal.SIGCONT)
-            if waiting is not None:
-                out, _ = waiting.communicate(timeout=90)
-        self.assertEqual(out.strip(), "ok", "the property change was not made once polkit answered")
+            self.assertIsNone(call.process.poll(), "the other caller was answered first: the bus waited for polkit")
+        self.assertEqual(call.out.strip(), "ok", "the property change was not made once polkit answered")
         self.assertEqual(dict(self.get_pool_property("Thresholds")), wanted)
         self.assertTrue(self.get_pool_property("Autostart"))
 
